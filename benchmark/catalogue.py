@@ -1,0 +1,67 @@
+"""The catalogue: every built-in dataset, model, explainer and metric, registered lazily.
+
+Adding a component is one file in its package and one line here. Third-party packages
+register under the entry-point groups named below (see README, "Plugins").
+"""
+
+from __future__ import annotations
+
+from benchmark.registry import Registry
+
+DATASETS = Registry("dataset", group="face_xai_bench.datasets")
+MODELS = Registry("model", group="face_xai_bench.models")
+EXPLAINERS = Registry("explainer", group="face_xai_bench.explainers")
+METRICS = Registry("metric", group="face_xai_bench.metrics")
+
+REGISTRIES: dict[str, Registry] = {
+    "datasets": DATASETS,
+    "models": MODELS,
+    "explainers": EXPLAINERS,
+    "metrics": METRICS,
+}
+
+DATASETS.register(
+    "synthetic_faces",
+    "benchmark.data.synthetic:SyntheticFaces",
+    aliases=("synthetic", "synth_faces"),
+    summary="Procedurally rendered faces with 19-label maps and counterfactuals (embedded).",
+)
+
+MODELS.register(
+    "small_cnn",
+    "benchmark.models.archs:small_cnn",
+    aliases=("smallcnn", "cnn"),
+    summary="Four conv blocks, trains in seconds on CPU at 64 px.",
+)
+MODELS.register(
+    "resnet18",
+    "benchmark.models.archs:resnet18",
+    aliases=("resnet_18",),
+    summary="torchvision ResNet-18 (random init, or torchvision weights from a local file).",
+)
+MODELS.register(
+    "resnet50",
+    "benchmark.models.archs:resnet50",
+    aliases=("resnet_50",),
+    summary="torchvision ResNet-50.",
+)
+MODELS.register(
+    "vgg16",
+    "benchmark.models.archs:vgg16",
+    aliases=("vgg_16",),
+    summary="torchvision VGG-16 with batch norm.",
+)
+
+EXPLAINERS.register(
+    "gradcam",
+    "explainers.gradcam:GradCAM",
+    aliases=("grad_cam", "GradCAM"),
+    summary="Grad-CAM (Selvaraju et al. 2017) via captum's LayerGradCam at the model's target layer.",
+)
+
+METRICS.register(
+    "ranking_position",
+    "metrics.facex:RankingPosition",
+    aliases=("facex", "rp", "facex_ranking"),
+    summary="FaceX ranking position of the bias attribute's regions by IoR (Sarridis et al. 2024).",
+)

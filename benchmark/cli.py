@@ -1,0 +1,80 @@
+"""The `bench` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.errors import BenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Benchmark explainers of face-analysis models on suites of injected biases.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: BenchError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def validate(suite: Path = typer.Argument(..., help="Suite YAML file.")) -> None:
+    """Validate a suite file without running anything."""
+    from benchmark.suite import load_suite
+
+    try:
+        s = load_suite(suite)
+    except BenchError as exc:
+        _fail(exc)
+    console.print(
+        f"{suite}: OK — {len(s.scenarios)} scenario(s) × {len(s.explainers)} explainer(s)"
+        f" × {len(s.metrics)} metric(s)",
+        highlight=False,
+    )
+
+
+@app.command(name="list")
+def list_(kind: str = typer.Argument(..., help="explainers | metrics | datasets | models")) -> None:
+    """List a registry: names, aliases, where each comes from."""
+    from benchmark.catalogue import REGISTRIES
+
+    registry = REGISTRIES.get(kind.lower()) or REGISTRIES.get(kind.lower() + "s")
+    if registry is None:
+        from benchmark.errors import did_you_mean
+
+        _fail(BenchError(f"unknown registry {kind!r}; expected one of "
+                         f"{', '.join(REGISTRIES)}{did_you_mean(kind, REGISTRIES)}"))
+    table = Table(title=f"{kind.lower()}", show_lines=False)
+    for col in ("name", "aliases", "source", "summary"):
+        table.add_column(col)
+    for entry in registry:
+        table.add_row(entry.name, ", ".join(entry.aliases), entry.source, entry.summary)
+    console.print(table)
+
+
+@app.command()
+def run(
+    suite: Path = typer.Argument(..., help="Suite YAML file."),
+    db: Path | None = typer.Option(None, "--db", help="DuckDB file (default: the suite's, else bench_results/results.duckdb)."),
+    device: str | None = typer.Option(None, "--device", help="Override the suite's device: auto|cpu|cuda."),
+    fresh: bool = typer.Option(False, "--fresh", help="Recompute everything, ignoring stored results and cached models."),
+) -> None:
+    """Run a suite end to end: data, bias, model, explainers, metrics, DuckDB."""
+    from benchmark.runner import run_suite
+
+    try:
+        run_suite(suite, db=db, device=device, fresh=fresh, console=console)
+    except BenchError as exc:
+        _fail(exc)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m benchmark`
+    sys.exit(app())

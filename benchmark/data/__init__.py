@@ -1,0 +1,1 @@
+"""Datasets: the embedded synthetic faces and the containers every loader returns."""

@@ -1,0 +1,23 @@
+"""The CelebAMask-HQ region protocol (METHODS.md §1): 19 label ids and attribute→regions."""
+
+from __future__ import annotations
+
+REGION_NAMES: tuple[str, ...] = (
+    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow",
+    "l_ear", "r_ear", "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l",
+    "neck", "cloth",
+)  # fmt: skip
+REGION_ID: dict[str, int] = {name: i for i, name in enumerate(REGION_NAMES)}
+
+# Default `bias_regions` (METHODS.md §1); a suite may override it per scenario.
+ATTRIBUTE_REGIONS: dict[str, tuple[str, ...]] = {
+    "Blond_Hair": ("hair",),
+    "Eyeglasses": ("eye_g",),
+    "Smiling": ("mouth",),
+    "Wearing_Earrings": ("ear_r",),
+    "Wearing_Lipstick": ("u_lip", "l_lip"),
+    "Wearing_Necklace": ("neck_l",),
+    "Wearing_Hat": ("hat",),
+    "skin_tone": ("skin",),
+    "race": ("skin",),
+}
