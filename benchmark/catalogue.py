@@ -56,7 +56,7 @@ EXPLAINERS.register(
     "gradcam",
     "explainers.gradcam:GradCAM",
     aliases=("grad_cam", "GradCAM"),
-    summary="Grad-CAM (Selvaraju et al. 2017) via captum's LayerGradCam at the model's target layer.",
+    summary="Grad-CAM (Selvaraju et al. 2017), captum's LayerGradCam at the model's target layer.",
 )
 
 METRICS.register(

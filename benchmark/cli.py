@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.errors import BenchError
@@ -21,7 +22,7 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: BenchError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(exc.exit_code)
 
 
@@ -50,8 +51,12 @@ def list_(kind: str = typer.Argument(..., help="explainers | metrics | datasets 
     if registry is None:
         from benchmark.errors import did_you_mean
 
-        _fail(BenchError(f"unknown registry {kind!r}; expected one of "
-                         f"{', '.join(REGISTRIES)}{did_you_mean(kind, REGISTRIES)}"))
+        _fail(
+            BenchError(
+                f"unknown registry {kind!r}; expected one of "
+                f"{', '.join(REGISTRIES)}{did_you_mean(kind, REGISTRIES)}"
+            )
+        )
     table = Table(title=f"{kind.lower()}", show_lines=False)
     for col in ("name", "aliases", "source", "summary"):
         table.add_column(col)
@@ -63,9 +68,15 @@ def list_(kind: str = typer.Argument(..., help="explainers | metrics | datasets 
 @app.command()
 def run(
     suite: Path = typer.Argument(..., help="Suite YAML file."),
-    db: Path | None = typer.Option(None, "--db", help="DuckDB file (default: the suite's, else bench_results/results.duckdb)."),
-    device: str | None = typer.Option(None, "--device", help="Override the suite's device: auto|cpu|cuda."),
-    fresh: bool = typer.Option(False, "--fresh", help="Recompute everything, ignoring stored results and cached models."),
+    db: Path | None = typer.Option(
+        None, "--db", help="DuckDB file (default: the suite's, else bench_results/results.duckdb)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Override the suite's device: auto|cpu|cuda."
+    ),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Recompute everything, ignoring stored results and cached models."
+    ),
 ) -> None:
     """Run a suite end to end: data, bias, model, explainers, metrics, DuckDB."""
     from benchmark.runner import run_suite

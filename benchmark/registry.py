@@ -81,6 +81,7 @@ class Registry:
     ) -> Any:
         """Register ``target`` under ``name``; without a target, works as a decorator."""
         if target is None:
+
             def deco(obj: Any) -> Any:
                 self.register(name, obj, aliases=aliases, summary=summary, source=source)
                 return obj
@@ -102,7 +103,9 @@ class Registry:
         self._plugins_loaded = True
         for ep in entry_points(group=self.group):
             if _norm(ep.name) not in self._lookup:
-                self.register(ep.name, ep.value, source=f"plugin:{ep.dist.name if ep.dist else '?'}")
+                self.register(
+                    ep.name, ep.value, source=f"plugin:{ep.dist.name if ep.dist else '?'}"
+                )
 
     def entry(self, name: str) -> Entry:
         """The entry for a name, alias or ``package.module:attr``; close matches if unknown."""

@@ -1,0 +1,1 @@
+"""Model architectures, the training recipe and the checkpoint cache."""

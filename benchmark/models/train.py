@@ -1,0 +1,170 @@
+"""Training with the FaceX recipe, evaluation, and the checkpoint cache.
+
+FaceX (Sarridis et al. 2024, §4): Adam, lr 1e-3 decayed ×0.1 at 1/3 and 2/3 of
+training, weight decay 1e-4, batch 128. Everything is overridable from the suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FACEX_RECIPE: dict[str, Any] = {
+    "epochs": 20,
+    "batch_size": 128,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "optimizer": "adam",
+    "milestones": [1 / 3, 2 / 3],
+    "gamma": 0.1,
+    "hflip": False,
+}
+
+StepCallback = Callable[[int, int, float], None]
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj`` (dict keys sorted), first 16 hex digits."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def to_pixels(images: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """uint8 (B,3,H,W) → float32 [0, 1] on ``device`` (the transfer stays uint8)."""
+    return images.to(device, non_blocking=True).float().div_(255.0)
+
+
+def _autocast(device: torch.device) -> Any:
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def train_model(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: Mapping[str, Any],
+    seed: int,
+    device: torch.device,
+    on_step: StepCallback | None = None,
+) -> list[float]:
+    """Train ``model`` in place on uint8 ``images`` and integer ``labels``.
+
+    Returns:
+        The mean training loss of each epoch.
+    """
+    r = {**FACEX_RECIPE, **recipe}
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if r["optimizer"] == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=r["lr"], momentum=0.9, weight_decay=r["weight_decay"]
+        )
+    elif r["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(params, lr=r["lr"], weight_decay=r["weight_decay"])
+    else:
+        opt = torch.optim.Adam(params, lr=r["lr"], weight_decay=r["weight_decay"])
+    n, bs = len(labels), int(r["batch_size"])
+    steps_per_epoch = math.ceil(n / bs)
+    total = steps_per_epoch * int(r["epochs"])
+    # Milestones are fractions of all steps, so short CPU runs decay like long GPU runs.
+    milestones = sorted({max(1, round(f * total)) for f in r["milestones"]})
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=r["gamma"])
+    loss_fn = nn.CrossEntropyLoss()
+    labels = labels.long()
+    losses, step = [], 0
+    for _ in range(int(r["epochs"])):
+        order = torch.randperm(n, generator=gen)
+        flips = torch.rand(n, generator=gen) < 0.5 if r["hflip"] else None
+        epoch_loss = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            idx = order[i * bs : (i + 1) * bs]
+            x = to_pixels(images[idx], device)
+            if flips is not None:
+                f = flips[idx].to(device)
+                x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
+            y = labels[idx].to(device)
+            with _autocast(device):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            epoch_loss += loss.detach() * len(idx)
+            step += 1
+            if on_step is not None:
+                on_step(
+                    step,
+                    total,
+                    float(loss.detach()) if step % 20 == 0 or step == total else math.nan,
+                )
+        losses.append(float(epoch_loss) / n)
+    model.eval()
+    return losses
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256
+) -> torch.Tensor:
+    """Softmax probabilities (N, C) on ``device`` for uint8 ``images``."""
+    model.to(device).eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        with _autocast(device):
+            logits = model(to_pixels(images[i : i + batch_size], device))
+        out.append(logits.float().softmax(-1))
+    return torch.cat(out)
+
+
+class CheckpointCache:
+    """Trained weights on disk, keyed by a hash of everything that determines them.
+
+    Loaded with ``weights_only=True``: a checkpoint is tensors and plain metadata only.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "models"
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    def load(self, key: str, model: nn.Module) -> dict[str, Any] | None:
+        """Load weights into ``model``; the stored metadata, or None if not cached."""
+        p = self.path(key)
+        if not p.exists():
+            return None
+        blob = torch.load(p, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        return json.loads(blob["meta"])
+
+    def save(self, key: str, model: nn.Module, meta: Mapping[str, Any]) -> Path:
+        """Write atomically, so an interrupted run never leaves half a checkpoint."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        p = self.path(key)
+        tmp = p.with_suffix(".tmp")
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({"state_dict": state, "meta": json.dumps(dict(meta), default=str)}, tmp)
+        tmp.replace(p)
+        return p
+
+
+def load_user_checkpoint(path: Path, model: nn.Module) -> None:
+    """Load a user-supplied checkpoint: a state dict, or a dict holding ``state_dict``."""
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
+    # A bare torchvision state dict has no "backbone." prefix: load it into the backbone.
+    bare = hasattr(model, "backbone") and not any(k.startswith("backbone.") for k in state)
+    (model.backbone if bare else model).load_state_dict(state)

@@ -1,0 +1,308 @@
+"""`bench run`: suite → data → model → explainer → metric → store.
+
+Everything that can fail on user input is resolved before the first write (imports,
+component parameters, region names, device). Work is stored per (scenario, explainer),
+so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from benchmark import provenance
+from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS
+from benchmark.data.base import FaceArrays
+from benchmark.data.bias import BiasSplit, balanced_test, biased_subset
+from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
+from benchmark.errors import BenchError
+from benchmark.models.train import (
+    CheckpointCache,
+    load_user_checkpoint,
+    predict,
+    stable_hash,
+    to_pixels,
+    train_model,
+)
+from benchmark.progress import make_progress
+from benchmark.report import summary_table
+from benchmark.store import Store
+from benchmark.suite import Scenario, Suite, load_suite, suite_hash
+from metrics.base import MetricContext
+
+DEFAULT_DB = Path("bench_results/results.duckdb")
+DEFAULT_CACHE = Path(".bench/cache")
+MODEL_CACHE_VERSION = 1
+
+
+@dataclass
+class Plan:
+    """A suite with every name resolved to code and every path decided."""
+
+    suite: Suite
+    device: torch.device
+    db: Path
+    cache: Path
+    run_id: str
+    git_sha: str | None
+    explainers: list[tuple[str, type, dict[str, Any]]]
+    metrics: list[tuple[str, type, dict[str, Any]]]
+    bias_regions: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    fresh: bool = False
+
+
+def seed_for(seed: int, *parts: Any) -> int:
+    """A seed derived from the suite seed and a purpose, stable across runs."""
+    return int(stable_hash([seed, *parts])[:8], 16)
+
+
+def _bias_regions(sc: Scenario) -> tuple[tuple[str, ...], ...]:
+    groups = []
+    for attr in sc.attributes:
+        custom = (sc.bias_regions or {}).get(attr)
+        regions = tuple(custom) if custom else ATTRIBUTE_REGIONS.get(attr)
+        if not regions:
+            raise BenchError(
+                f"{sc.name}: scenario attribute {attr!r} has no default regions; "
+                f"give scenarios[].bias_regions.{attr}"
+            )
+        groups.append(regions)
+    return tuple(groups)
+
+
+def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
+    """Load and resolve a suite; raises BenchError and writes nothing on bad input."""
+    suite = load_suite(path)
+    dev = provenance.resolve_device(device or suite.device)
+    cache = Path(suite.cache_dir or os.environ.get("BENCH_CACHE") or DEFAULT_CACHE)
+    sha = provenance.git_sha()
+    explainers = [
+        (e.display_name, EXPLAINERS.get(e.name), dict(e.params)) for e in suite.explainers
+    ]
+    metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
+    for i, (_, cls, params) in enumerate(metrics):
+        try:  # metrics are cheap to build: catch bad parameter values before any work
+            cls(MetricContext(REGION_NAMES), **params)
+        except (TypeError, ValueError) as exc:
+            raise BenchError(f"{suite.source}: metrics[{i}].params: {exc}") from None
+    needs = set().union(*(cls.needs for _, cls, _ in metrics))
+    regions = (
+        {sc.name: _bias_regions(sc) for sc in suite.scenarios} if "bias_regions" in needs else {}
+    )
+    if suite.model.checkpoint and not Path(suite.model.checkpoint).is_file():
+        raise BenchError(f"{suite.source}: model.checkpoint: no such file {suite.model.checkpoint}")
+    return Plan(
+        suite=suite,
+        device=dev,
+        db=Path(db or suite.db or DEFAULT_DB),
+        cache=cache,
+        run_id=stable_hash({"suite": suite_hash(suite), "git": sha}),
+        git_sha=sha,
+        explainers=explainers,
+        metrics=metrics,
+        bias_regions=regions,
+        fresh=fresh,
+    )
+
+
+def load_split(p: Plan, split: str) -> FaceArrays:
+    spec = getattr(p.suite.dataset, split)
+    dataset = DATASETS.get(spec.name)(**spec.params)
+    return dataset.load(
+        split=split, seed=seed_for(p.suite.seed, "data"), cache_dir=p.cache / "data"
+    )
+
+
+def _columns(pool: FaceArrays, sc: Scenario) -> tuple[torch.Tensor, torch.Tensor]:
+    target = pool.attribute(sc.target).long()
+    cols = [pool.attribute(a).long() for a in sc.attributes]
+    attrs = torch.stack(cols, 1) if cols else torch.zeros(len(pool), 0, dtype=torch.long)
+    return target, attrs
+
+
+def _accuracies(correct: torch.Tensor, aligned: torch.Tensor, has_bias: bool) -> dict[str, Any]:
+    def acc(mask: torch.Tensor) -> float | None:
+        return float(correct[mask].float().mean()) if bool(mask.any()) else None
+
+    every = torch.ones_like(aligned)
+    return {
+        "accuracy": acc(every),
+        "accuracy_aligned": acc(aligned) if has_bias else None,
+        "accuracy_conflicting": acc(~aligned) if has_bias else None,
+        "n_aligned": int(aligned.sum()) if has_bias else None,
+        "n_conflicting": int((~aligned).sum()) if has_bias else None,
+    }
+
+
+def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progress) -> tuple:
+    """Build the arch; load the user checkpoint, the cached one, or train and cache."""
+    m = p.suite.model
+    model = MODELS.get(m.arch)(**m.params)
+    recipe = m.train.model_dump()
+    key = stable_hash({
+        "version": MODEL_CACHE_VERSION,
+        "data": p.suite.dataset.train.model_dump(),
+        "data_seed": seed_for(p.suite.seed, "data"),
+        "bias": {"target": sc.target, "attributes": list(sc.attributes), "rho": sc.rho,
+                 "directions": sc.directions()},
+        "arch": m.arch, "params": dict(m.params), "recipe": recipe, "seed": p.suite.seed,
+    })  # fmt: skip
+    if m.checkpoint:
+        load_user_checkpoint(Path(m.checkpoint), model)
+        return model.to(p.device).eval(), f"user:{Path(m.checkpoint).name}", 0.0, True
+    cache = CheckpointCache(p.cache)
+    if not p.fresh and cache.load(key, model) is not None:
+        return model.to(p.device).eval(), key, 0.0, True
+    sub = train.subset(split.index)
+    task = progress.add_task(f"train {sc.name}", total=1)
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        desc = f"train {sc.name}" + ("" if loss != loss else f" loss {loss:.3f}")
+        progress.update(task, completed=step, total=total, description=desc)
+
+    t0 = time.perf_counter()
+    losses = train_model(
+        model, sub.images, sub.attribute(sc.target), recipe,
+        seed_for(p.suite.seed, "train", key), p.device, on_step,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    cache.save(key, model, {"losses": losses, "seconds": seconds, "n_train": len(sub)})
+    return model.eval(), key, seconds, False
+
+
+def explain_and_score(
+    p: Plan, sc: Scenario, model, test: FaceArrays, targets: torch.Tensor, store: Store, progress
+) -> None:
+    """Every explainer on the whole test set, every metric updated batch by batch."""
+    ctx = MetricContext(
+        region_names=tuple(test.regions),
+        bias_attributes=tuple(sc.attributes) if p.bias_regions else (),
+        bias_regions=tuple(
+            tuple(test.regions.index(r) for r in group) for group in p.bias_regions.get(sc.name, ())
+        ),
+        n_classes=2,
+    )
+    bs = p.suite.explain.batch_size
+    images = test.images.to(p.device)  # uint8: the whole test set moves once
+    masks = test.label_maps.to(p.device) if test.label_maps is not None else None
+    targets = targets.to(p.device)
+    for label, cls, params in p.explainers:
+        if not p.fresh and store.is_done(p.run_id, sc.name, label):
+            continue
+        defaults = {"batch_size": bs, "seed": seed_for(p.suite.seed, "explain", label)}
+        explainer = cls(model, **{**defaults, **params})
+        metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
+        task = progress.add_task(f"{label} on {sc.name}", total=len(images))
+        t0 = time.perf_counter()
+        for i in range(0, len(images), bs):
+            x = to_pixels(images[i : i + bs], p.device)
+            y = targets[i : i + bs]
+            s = masks[i : i + bs] if masks is not None else None
+            a = explainer.explain(x, y)
+            for _, metric in metrics:
+                metric.update(x_batch=x, y_batch=y, a_batch=a, s_batch=s, model=model)
+            progress.advance(task, len(x))
+        scores, regions = [], []
+        for name, metric in metrics:
+            res = metric.compute()
+            for key, value in res.scores.items():
+                # Score keys start with the class's name; a suite label renames them.
+                key = name + key[len(metric.name) :] if key.startswith(metric.name) else key
+                scores.append({"metric": key, "value": value, "n": res.n,
+                               "direction": metric.direction, "details": res.details})  # fmt: skip
+            regions += [{"metric": name, **vars(r)} for r in res.regions]
+        store.put_explainer_results(
+            p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0
+        )
+
+
+def run_suite(
+    path: Path,
+    db: Path | None = None,
+    device: str | None = None,
+    fresh: bool = False,
+    console: Console | None = None,
+) -> str:
+    """Run a suite end to end; returns the run id."""
+    console = console or Console()
+    p = plan(Path(path), db, device, fresh)
+    s = p.suite
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    console.print(
+        f"[bold]{s.name}[/]: {len(s.scenarios)} scenario(s), {len(p.explainers)} explainer(s), "
+        f"{len(p.metrics)} metric(s) on {provenance.describe_device(p.device)} → {p.db}"
+    )
+    with Store(p.db) as store:
+        store.start_run({
+            "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
+            "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
+            "packages": provenance.package_versions(),
+            "device": provenance.describe_device(p.device),
+            "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
+        })  # fmt: skip
+        status = "failed"
+        try:
+            with console.status("loading data (rendered and cached on first use)"):
+                t0 = time.perf_counter()
+                train, test = load_split(p, "train"), load_split(p, "test")
+                timings["data"] = time.perf_counter() - t0
+            console.print(
+                f"data: {len(train)} train / {len(test)} test images "
+                f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
+            )
+            with make_progress(console) as progress:
+                for sc in s.scenarios:
+                    run_scenario(p, sc, train, test, store, progress, timings)
+            status = "done"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            timings["total"] = time.perf_counter() - t_start
+            store.finish_run(p.run_id, status, timings)
+        console.print(summary_table(store, p.run_id))
+    console.print(f"done in {timings['total']:.1f}s; results in {p.db} (run {p.run_id})")
+    return p.run_id
+
+
+def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, timings) -> None:
+    names = [sc.target, *sc.attributes]
+    t_tr, a_tr = _columns(train, sc)
+    split = biased_subset(
+        t_tr, a_tr, sc.directions(), sc.rho, seed_for(p.suite.seed, "bias"), names
+    )
+    t_te, a_te = _columns(test, sc)
+    tsplit = balanced_test(
+        t_te, a_te, sc.directions(), seed_for(p.suite.seed, "test"), names,
+        p.suite.explain.max_images,
+    )  # fmt: skip
+    if len(split) == 0 or len(tsplit) == 0:
+        raise BenchError(
+            f"scenario {sc.name}: the data has no samples for this bias "
+            f"(train cells {split.cells}, test cells {tsplit.cells})"
+        )
+    model, model_hash, seconds, cached = get_model(p, sc, train, split, progress)
+    timings[f"train/{sc.name}"] = seconds
+    sub = test.subset(tsplit.index)
+    y = sub.attribute(sc.target).long().to(p.device)
+    pred = predict(model, sub.images, p.device).argmax(-1)
+    accs = _accuracies(pred == y, tsplit.aligned.to(p.device), bool(sc.attributes))
+    store.put_scenario({
+        "run_id": p.run_id, "scenario": sc.name, "target": sc.target,
+        "attributes": list(sc.attributes), "rho": sc.rho, "directions": sc.directions(),
+        "bias_regions": [list(g) for g in p.bias_regions.get(sc.name, ())],
+        "model_hash": model_hash, "n_train": len(split), "n_test": len(tsplit),
+        "train_cells": split.cells, "test_cells": tsplit.cells, **accs,
+        "train_seconds": seconds, "cached": cached,
+    })  # fmt: skip
+    targets = y if p.suite.explain.target == "label" else pred
+    t0 = time.perf_counter()
+    explain_and_score(p, sc, model, sub, targets, store, progress)
+    timings[f"explain/{sc.name}"] = time.perf_counter() - t0

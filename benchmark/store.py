@@ -1,0 +1,141 @@
+"""DuckDB results: runs, scenarios, scores, region scores.
+
+Every table has a primary key, and writes use ``INSERT OR REPLACE``: rerunning an
+interrupted suite skips what is stored and never duplicates a row. The leaderboard
+reads this database and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    suite VARCHAR, suite_path VARCHAR, suite_hash VARCHAR, seed BIGINT,
+    git_sha VARCHAR, packages JSON, device VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP, timings JSON, status VARCHAR,
+    suite_json JSON
+);
+CREATE TABLE IF NOT EXISTS scenarios (
+    run_id VARCHAR, scenario VARCHAR,
+    target VARCHAR, attributes JSON, rho DOUBLE, directions JSON, bias_regions JSON,
+    model_hash VARCHAR, n_train BIGINT, n_test BIGINT,
+    train_cells JSON, test_cells JSON,
+    accuracy DOUBLE, accuracy_aligned DOUBLE, accuracy_conflicting DOUBLE,
+    n_aligned BIGINT, n_conflicting BIGINT, train_seconds DOUBLE, cached BOOLEAN,
+    PRIMARY KEY (run_id, scenario)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR,
+    value DOUBLE, n BIGINT, direction VARCHAR, details JSON,
+    PRIMARY KEY (run_id, scenario, explainer, metric)
+);
+CREATE TABLE IF NOT EXISTS region_scores (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR, region VARCHAR,
+    ior DOUBLE, rank INTEGER, n_present BIGINT,
+    PRIMARY KEY (run_id, scenario, explainer, metric, region)
+);
+CREATE TABLE IF NOT EXISTS work_done (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, seconds DOUBLE,
+    PRIMARY KEY (run_id, scenario, explainer)
+);
+"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Store:
+    """A results database. Use as a context manager; each write is one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(self.path))
+        self.con.execute(SCHEMA)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _upsert(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        cols = list(rows[0])
+        sql = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) "
+            f"VALUES ({', '.join('?' for _ in cols)})"
+        )
+        self.con.executemany(sql, [[r[c] for c in cols] for r in rows])
+
+    # -- runs --------------------------------------------------------------------------
+    def start_run(self, run: dict[str, Any]) -> None:
+        """Record a run (or mark an interrupted one running again), keeping its start."""
+        row = self.con.execute(
+            "SELECT started_at FROM runs WHERE run_id = ?", [run["run_id"]]
+        ).fetchone()
+        if row is not None:
+            run = {**run, "started_at": row[0]}
+        run = {**run, "packages": _json(run["packages"]), "suite_json": _json(run["suite_json"])}
+        self._upsert("runs", [{**run, "status": "running", "finished_at": None, "timings": "{}"}])
+
+    def finish_run(self, run_id: str, status: str, timings: dict[str, float]) -> None:
+        self.con.execute(
+            "UPDATE runs SET status = ?, finished_at = now(), timings = ? WHERE run_id = ?",
+            [status, _json(timings), run_id],
+        )
+
+    # -- scenarios ---------------------------------------------------------------------
+    def put_scenario(self, row: dict[str, Any]) -> None:
+        json_cols = ("attributes", "directions", "bias_regions", "train_cells", "test_cells")
+        self._upsert("scenarios", [{k: _json(v) if k in json_cols else v for k, v in row.items()}])
+
+    # -- scores ------------------------------------------------------------------------
+    def is_done(self, run_id: str, scenario: str, explainer: str) -> bool:
+        """Whether every metric of (scenario, explainer) is stored."""
+        row = self.con.execute(
+            "SELECT 1 FROM work_done WHERE run_id = ? AND scenario = ? AND explainer = ?",
+            [run_id, scenario, explainer],
+        ).fetchone()
+        return row is not None
+
+    def put_explainer_results(
+        self,
+        run_id: str,
+        scenario: str,
+        explainer: str,
+        scores: list[dict[str, Any]],
+        regions: list[dict[str, Any]],
+        seconds: float,
+    ) -> None:
+        """All scores of one (scenario, explainer), then its done-marker, atomically."""
+        key = {"run_id": run_id, "scenario": scenario, "explainer": explainer}
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self._upsert(
+                "scores", [{**key, **s, "details": _json(s.get("details", {}))} for s in scores]
+            )
+            self._upsert("region_scores", [{**key, **r} for r in regions])
+            self._upsert("work_done", [{**key, "seconds": seconds}])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (for tests and the run summary)."""
+        tables = ("runs", "scenarios", "scores", "region_scores", "work_done")
+        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}

@@ -1,0 +1,116 @@
+"""The explainer template: device placement, batching and hook cleanup in one place.
+
+A method overrides one hook, :meth:`Explainer.attribute`, that maps a batch already on
+the model's device to attributions; the base turns them into (B, H, W) maps at the
+input size, on the caller's device. Inputs are pixel-space images in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+ModelLike = nn.Module | Callable[[torch.Tensor], torch.Tensor]
+
+
+class Explainer:
+    """Base class of every explainer.
+
+    Args:
+        model: an ``nn.Module`` (or, for black-box methods, any callable) mapping
+            pixel-space images (B, 3, H, W) to logits (B, C).
+        batch_size: images per call of :meth:`attribute`.
+        seed: seed of the explainer's own randomness (masks, noise, baselines).
+        device: where to compute; by default the model's device.
+    """
+
+    name: ClassVar[str] = ""
+    #: False for methods that only run forward passes (saves autograd memory).
+    needs_grad: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        model: ModelLike,
+        *,
+        batch_size: int = 64,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ):
+        self.model = model
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.device = torch.device(device) if device is not None else _model_device(model)
+        self._handles: list[RemovableHandle] = []
+        if isinstance(model, nn.Module):
+            model.eval()
+
+    # -- the one hook a method overrides ------------------------------------------------
+    def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
+        """Attributions for ``x_batch`` (on ``self.device``) w.r.t. classes ``y_batch``.
+
+        Returns (B, H', W'), (B, 1, H', W') or (B, C, H', W'); channels are summed and
+        the map is upsampled to the input size by the base.
+        """
+        raise NotImplementedError
+
+    # -- template ------------------------------------------------------------------------
+    def explain(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
+        """Saliency maps (B, H, W), float32, on ``x_batch``'s device."""
+        h, w = x_batch.shape[-2:]
+        out = []
+        try:
+            for i in range(0, len(x_batch), self.batch_size):
+                xb = x_batch[i : i + self.batch_size].to(self.device, torch.float32)
+                yb = y_batch[i : i + self.batch_size].to(self.device).long()
+                with torch.set_grad_enabled(self.needs_grad):
+                    a = self.attribute(xb, yb)
+                out.append(to_map(a.detach().float(), (h, w)).to(x_batch.device))
+        finally:
+            self.remove_hooks()
+        return torch.cat(out) if out else x_batch.new_zeros((0, h, w), dtype=torch.float32)
+
+    __call__ = explain
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A generator on the compute device seeded from ``seed`` (and an offset)."""
+        return torch.Generator(self.device).manual_seed(self.seed + offset)
+
+    def add_hook(self, handle: RemovableHandle) -> None:
+        """Track a hook so it is removed after every :meth:`explain` call."""
+        self._handles.append(handle)
+
+    def remove_hooks(self) -> None:
+        while self._handles:
+            self._handles.pop().remove()
+
+    def __enter__(self) -> Explainer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove_hooks()
+
+
+def _model_device(model: ModelLike) -> torch.device:
+    if isinstance(model, nn.Module):
+        for t in model.parameters():
+            return t.device
+        for t in model.buffers():
+            return t.device
+    return torch.device("cpu")
+
+
+def to_map(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(B,H',W') / (B,C,H',W') attributions → (B,H,W): channels summed, bilinear resize."""
+    if a.dim() == 4:
+        a = a.sum(dim=1)
+    if a.dim() != 3:
+        raise ValueError(f"attributions must be (B,H,W) or (B,C,H,W), got {tuple(a.shape)}")
+    if tuple(a.shape[-2:]) != tuple(size):
+        a = F.interpolate(a.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
+        a = a.squeeze(1)
+    return a

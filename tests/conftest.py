@@ -1,0 +1,58 @@
+"""Shared fixtures: a toy model whose logit depends on one known patch, tmp caches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+PATCH = (slice(8, 16), slice(20, 28))  # rows, cols of the only pixels the toy model reads
+
+
+class PatchMask(nn.Module):
+    """Zeroes features outside PATCH, so the logit depends on that patch alone."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        mask = torch.zeros(1, 1, size, size)
+        mask[..., PATCH[0], PATCH[1]] = 1.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.mask
+
+
+class PatchModel(nn.Module):
+    """Pixel-space classifier: class 1 logit = weighted patch mean, class 0 = its negative."""
+
+    def __init__(self, size: int = 32):
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), PatchMask(size))
+        with torch.no_grad():
+            self.features[0].weight.uniform_(0.5, 1.0)
+            self.features[0].bias.fill_(0.1)
+        self.head = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.head.weight.fill_(1.0)
+            self.head.bias.zero_()
+
+    @property
+    def target_layer(self) -> nn.Module:
+        return self.features[2]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.head(self.features(x).mean(dim=(2, 3)) * 16.0)
+        return torch.cat([-s, s], dim=1)
+
+
+@pytest.fixture
+def patch_model() -> PatchModel:
+    return PatchModel().eval()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """No test reads or writes the user's cache or the working directory's DB."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(2)
