@@ -17,7 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Benchmark explainers of face-analysis models on suites of injected biases.",
 )
-console = Console()
+# Piped output gets 140 columns instead of rich's 80, so the summary keeps one line a row.
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 

@@ -44,7 +44,7 @@ def summary_table(store: Store, run_id: str) -> Table:
         table.add_column(f"{m} {'↓' if d == 'lower' else '↑'}", justify="right")
     for scenario, target, attributes, rho, acc, acc_al, acc_cf in scen:
         attrs = json.loads(attributes)
-        bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target} (no bias)"
+        bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
         explainers = sorted({e for (s, e) in by_key if s == scenario}) or ["–"]
         for i, expl in enumerate(explainers):
             head = [scenario, bias, _pct(acc), _pct(acc_al), _pct(acc_cf)] if i == 0 else [""] * 5

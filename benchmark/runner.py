@@ -272,6 +272,16 @@ def run_suite(
     return p.run_id
 
 
+def _cells(cells: dict[str, int]) -> str:
+    """``Male/Wearing_Lipstick 0/0: 27, 0/1: 2709 …``: the cell names once, then values."""
+    keys = list(cells)
+    names = "/".join(part.split("=")[0] for part in keys[0].split(","))
+    values = ", ".join(
+        "/".join(part.split("=")[1] for part in k.split(",")) + f": {cells[k]}" for k in keys
+    )
+    return f"({names} {values})"
+
+
 def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, timings) -> None:
     names = [sc.target, *sc.attributes]
     t_tr, a_tr = _columns(train, sc)
@@ -288,6 +298,11 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
             f"scenario {sc.name}: the data has no samples for this bias "
             f"(train cells {split.cells}, test cells {tsplit.cells})"
         )
+    progress.console.print(
+        f"[bold]{sc.name}[/]: train {len(split)} {_cells(split.cells)}; "
+        f"test {len(tsplit)} {_cells(tsplit.cells)}",
+        highlight=False,
+    )
     model, model_hash, seconds, cached = get_model(p, sc, train, split, progress)
     timings[f"train/{sc.name}"] = seconds
     sub = test.subset(tsplit.index)

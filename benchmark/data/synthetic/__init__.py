@@ -1,15 +1,30 @@
-"""Synthetic faces (DATASETS.md): placeholder until the renderer lands in this session."""
+"""Synthetic faces (DATASETS.md, "The embedded default"): procedural faces with exact truth.
 
-ATTRIBUTES: tuple[str, ...] = (
-    "Male", "Young", "Blond_Hair", "Eyeglasses", "Smiling", "Wearing_Earrings",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Hat", "Heavy_Makeup",
-)  # fmt: skip
-GROUPS: tuple[str, ...] = ("skin_tone",)
+Faces are rendered with batched tensor maths from :class:`FaceParams`; every pixel carries
+a CelebAMask-HQ region label, and any attribute can be toggled to render the same face
+counterfactually (METHODS.md §9).
+"""
 
+from benchmark.data.synthetic.dataset import GENERATOR_VERSION, SyntheticFaces
+from benchmark.data.synthetic.params import (
+    ATTRIBUTES,
+    GROUPS,
+    FaceParams,
+    canonical_params,
+    sample_params,
+    toggle,
+)
+from benchmark.data.synthetic.render import canonical_face, render
 
-class SyntheticFaces:
-    attribute_names = ATTRIBUTES
-    group_names = GROUPS
-
-    def __init__(self, n: int = 2000, size: int = 64, prevalence: dict | None = None):
-        self.n, self.size, self.prevalence = n, size, prevalence
+__all__ = [
+    "ATTRIBUTES",
+    "GENERATOR_VERSION",
+    "GROUPS",
+    "FaceParams",
+    "SyntheticFaces",
+    "canonical_face",
+    "canonical_params",
+    "render",
+    "sample_params",
+    "toggle",
+]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from benchmark.store import Store
+
+SCORE = {"metric": "ranking_position", "value": 1.0, "n": 4, "direction": "lower"}
+REGION = {"metric": "ranking_position", "region": "skin", "ior": 0.5, "rank": 1, "n_present": 4}
+
+
+def test_writes_are_keyed_and_replace(tmp_path):
+    with Store(tmp_path / "r.duckdb") as store:
+        assert not store.is_done("run", "sc", "gradcam")
+        store.put_explainer_results("run", "sc", "gradcam", [SCORE], [REGION], 1.0)
+        store.put_explainer_results(
+            "run", "sc", "gradcam", [{**SCORE, "value": 2.0}], [REGION], 1.0
+        )
+        assert store.is_done("run", "sc", "gradcam")
+        assert store.counts() == {
+            "runs": 0, "scenarios": 0, "scores": 1, "region_scores": 1, "work_done": 1
+        }  # fmt: skip
+        assert store.con.execute("SELECT value FROM scores").fetchall() == [(2.0,)]
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    with Store(tmp_path / "r.duckdb") as store:
+        with pytest.raises(duckdb.ConstraintException):  # a region row without its key
+            store.put_explainer_results("run", "sc", "gradcam", [SCORE], [{"metric": "x"}], 1.0)
+        assert store.counts()["scores"] == 0 and not store.is_done("run", "sc", "gradcam")
+
+
+def test_run_restart_keeps_start_time(tmp_path):
+    run = {
+        "run_id": "r1", "suite": "s", "suite_path": "s.yaml", "suite_hash": "h", "seed": 0,
+        "git_sha": None, "packages": {"torch": "2"}, "device": "cpu", "started_at": None,
+        "suite_json": {},
+    }  # fmt: skip
+    with Store(tmp_path / "r.duckdb") as store:
+        store.con.execute("SELECT 1")
+        store.start_run({**run, "started_at": "2026-01-01 00:00:00"})
+        store.finish_run("r1", "interrupted", {"total": 1.0})
+        store.start_run({**run, "started_at": "2026-02-02 00:00:00"})
+        started, status = store.con.execute("SELECT started_at, status FROM runs").fetchone()
+        assert str(started).startswith("2026-01-01") and status == "running"
+        assert store.counts()["runs"] == 1
