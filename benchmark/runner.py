@@ -38,7 +38,7 @@ from metrics.base import MetricContext
 
 DEFAULT_DB = Path("bench_results/results.duckdb")
 DEFAULT_CACHE = Path(".bench/cache")
-MODEL_CACHE_VERSION = 1
+MODEL_CACHE_VERSION = 2  # 2: initial weights seeded from the key
 
 
 @dataclass
@@ -143,7 +143,6 @@ def _accuracies(correct: torch.Tensor, aligned: torch.Tensor, has_bias: bool) ->
 def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progress) -> tuple:
     """Build the arch; load the user checkpoint, the cached one, or train and cache."""
     m = p.suite.model
-    model = MODELS.get(m.arch)(**m.params)
     recipe = m.train.model_dump()
     key = stable_hash({
         "version": MODEL_CACHE_VERSION,
@@ -153,6 +152,9 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
                  "directions": sc.directions()},
         "arch": m.arch, "params": dict(m.params), "recipe": recipe, "seed": p.suite.seed,
     })  # fmt: skip
+    # Initial weights are a function of the key, not of what ran earlier in the process.
+    torch.manual_seed(seed_for(p.suite.seed, "init", key))
+    model = MODELS.get(m.arch)(**m.params)
     if m.checkpoint:
         load_user_checkpoint(Path(m.checkpoint), model)
         return model.to(p.device).eval(), f"user:{Path(m.checkpoint).name}", 0.0, True

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -137,6 +138,22 @@ def test_interrupted_run_resumes_without_redoing_work(suite, tmp_path, monkeypat
     assert counts(db)["work_done"] == 2 and counts(db)["scores"] == 2
     n_control = rows(db, "SELECT n_test FROM scenarios WHERE scenario = 'control'")[0][0]
     assert state["explained"] == n_control  # only the unfinished scenario was explained
+
+
+def test_same_seed_same_numbers_whatever_ran_before(suite, tmp_path, monkeypatch):
+    """Two fresh runs in one process (the global RNG already used) agree to the bit."""
+    first = tmp_path / "out" / "r.duckdb"
+    run_suite(suite, console=quiet())
+    torch.rand(1000)  # disturb the global RNG, as any earlier work would
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "other-cache"))
+    second = tmp_path / "second.duckdb"
+    run_suite(suite, db=second, console=quiet())
+    sql = "SELECT scenario, explainer, metric, value FROM scores ORDER BY 1, 2, 3"
+    assert rows(first, sql) == rows(second, sql)
+    sql = "SELECT scenario, model_hash, accuracy, accuracy_conflicting FROM scenarios ORDER BY 1"
+    assert rows(first, sql) == rows(second, sql)
+    sql = "SELECT scenario, region, ior FROM region_scores ORDER BY 1, 2"
+    assert rows(first, sql) == rows(second, sql)
 
 
 def test_bad_suite_exits_2_and_writes_nothing(tmp_path):
