@@ -51,6 +51,7 @@ class Plan:
     cache: Path
     run_id: str
     git_sha: str | None
+    datasets: dict[str, Any]
     explainers: list[tuple[str, type, dict[str, Any]]]
     metrics: list[tuple[str, type, dict[str, Any]]]
     bias_regions: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
@@ -82,6 +83,13 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
     dev = provenance.resolve_device(device or suite.device)
     cache = Path(suite.cache_dir or os.environ.get("BENCH_CACHE") or DEFAULT_CACHE)
     sha = provenance.git_sha()
+    datasets = {}
+    for split in ("train", "test"):
+        spec = getattr(suite.dataset, split)
+        try:  # constructors only check their arguments; loading comes later
+            datasets[split] = DATASETS.get(spec.name)(**spec.params)
+        except (TypeError, ValueError) as exc:
+            raise BenchError(f"{suite.source}: dataset.{split}.params: {exc}") from None
     explainers = [
         (e.display_name, EXPLAINERS.get(e.name), dict(e.params)) for e in suite.explainers
     ]
@@ -104,6 +112,7 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         cache=cache,
         run_id=stable_hash({"suite": suite_hash(suite), "git": sha}),
         git_sha=sha,
+        datasets=datasets,
         explainers=explainers,
         metrics=metrics,
         bias_regions=regions,
@@ -112,11 +121,8 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
 
 
 def load_split(p: Plan, split: str) -> FaceArrays:
-    spec = getattr(p.suite.dataset, split)
-    dataset = DATASETS.get(spec.name)(**spec.params)
-    return dataset.load(
-        split=split, seed=seed_for(p.suite.seed, "data"), cache_dir=p.cache / "data"
-    )
+    seed = seed_for(p.suite.seed, "data")
+    return p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
 
 
 def _columns(pool: FaceArrays, sc: Scenario) -> tuple[torch.Tensor, torch.Tensor]:

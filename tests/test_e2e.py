@@ -156,11 +156,19 @@ def test_same_seed_same_numbers_whatever_ran_before(suite, tmp_path, monkeypatch
     assert rows(first, sql) == rows(second, sql)
 
 
-def test_bad_suite_exits_2_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("rho: 0.9", "rho: 1.5"), "scenarios[0].rho"),
+        (("n: 900", "n: -5"), "dataset.train.params: need n >= 0"),
+        (("{ior: soft}", "{ior: hard}"), "metrics[0].params: ior must be 'soft' or 'thresholded'"),
+    ],
+)
+def test_bad_suite_exits_2_and_writes_nothing(tmp_path, change, field):
     bad = tmp_path / "bad.yaml"
-    text = SUITE.format(db=tmp_path / "out" / "r.duckdb").replace("rho: 0.9", "rho: 1.5")
-    bad.write_text(text)
+    bad.write_text(SUITE.format(db=tmp_path / "out" / "r.duckdb").replace(*change))
     result = CliRunner().invoke(app, ["run", str(bad)])
     assert result.exit_code == 2
-    assert "scenarios[0].rho" in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "out").exists()
+    assert field in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
