@@ -199,6 +199,7 @@ def explain_and_score(
     bs = p.suite.explain.batch_size
     images = test.images.to(p.device)  # uint8: the whole test set moves once
     masks = test.label_maps.to(p.device) if test.label_maps is not None else None
+    boxes = test.boxes.to(p.device) if test.boxes is not None else None
     targets = targets.to(p.device)
     for label, cls, params in p.explainers:
         if not p.fresh and store.is_done(p.run_id, sc.name, label):
@@ -212,9 +213,10 @@ def explain_and_score(
             x = to_pixels(images[i : i + bs], p.device)
             y = targets[i : i + bs]
             s = masks[i : i + bs] if masks is not None else None
+            b = boxes[i : i + bs] if boxes is not None else None
             a = explainer.explain(x, y)
             for _, metric in metrics:
-                metric.update(x_batch=x, y_batch=y, a_batch=a, s_batch=s, model=model)
+                metric.update(x_batch=x, y_batch=y, a_batch=a, s_batch=s, b_batch=b, model=model)
             progress.advance(task, len(x))
         scores, regions = [], []
         for name, metric in metrics:

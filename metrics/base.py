@@ -1,7 +1,8 @@
 """The metric template: metadata on the class, ``update`` per batch, ``compute`` at the end.
 
 Batches follow Quantus' naming: ``x_batch`` images (pixel space), ``y_batch`` explained
-classes, ``a_batch`` saliency maps (B, H, W), ``s_batch`` region label maps (B, H, W).
+classes, ``a_batch`` saliency maps (B, H, W), ``s_batch`` region label maps (B, H, W),
+``b_batch`` face boxes (B, 4) as pixel (x0, y0, x1, y1).
 State stays on the device; ``compute`` returns plain Python numbers for storage.
 """
 
@@ -44,12 +45,17 @@ class RegionScore:
 
 @dataclass
 class MetricResult:
-    """Scores (the first key is the metric's own name), the sample count, and extras."""
+    """Scores (the first key is the metric's own name), the sample count, and extras.
+
+    ``per_image`` holds the per-image values behind a mean (on the device), for
+    comparisons across explainers (Win %) and confidence intervals.
+    """
 
     scores: dict[str, float]
     n: int
     regions: list[RegionScore] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    per_image: torch.Tensor | None = None
 
 
 class Metric:
@@ -58,7 +64,8 @@ class Metric:
     Class attributes:
         name: registry name, also the key of the primary score.
         direction: "higher" or "lower" is better.
-        needs: inputs beyond maps: "masks" (s_batch), "bias_regions", "model".
+        needs: inputs beyond maps: "masks" (s_batch), "boxes" (b_batch), "bias_regions",
+            "model".
     """
 
     name: ClassVar[str] = ""
@@ -79,6 +86,7 @@ class Metric:
         y_batch: torch.Tensor,
         a_batch: torch.Tensor,
         s_batch: torch.Tensor | None = None,
+        b_batch: torch.Tensor | None = None,
         model: torch.nn.Module | None = None,
     ) -> None:
         """Accumulate one batch."""
