@@ -78,14 +78,33 @@ def run(
     fresh: bool = typer.Option(
         False, "--fresh", help="Recompute everything, ignoring stored results and cached models."
     ),
+    leaderboard: bool = typer.Option(
+        True, "--leaderboard/--no-leaderboard", help="Render the static site beside the DB."
+    ),
 ) -> None:
     """Run a suite end to end: data, bias, model, explainers, metrics, DuckDB."""
     from benchmark.runner import run_suite
 
     try:
-        run_suite(suite, db=db, device=device, fresh=fresh, console=console)
+        run_suite(
+            suite, db=db, device=device, fresh=fresh, console=console, leaderboard=leaderboard
+        )
     except BenchError as exc:
         _fail(exc)
+
+
+@app.command(name="leaderboard")
+def leaderboard_(
+    db: Path = typer.Option(Path("bench_results/results.duckdb"), "--db", help="Results DB."),
+    out: Path = typer.Option(Path("bench_results/site"), "--out", help="Site folder."),
+) -> None:
+    """Write the static leaderboard site from a results database alone."""
+    from leaderboard.site import build_site
+
+    if not db.is_file():
+        _fail(BenchError(f"--db: no results database at {db}; run a suite first (bench run …)"))
+    pages = build_site(db, out)
+    console.print(f"leaderboard: {len(pages)} page(s) in {out}/ (open {out / 'index.html'})")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m benchmark`

@@ -238,8 +238,12 @@ def run_suite(
     device: str | None = None,
     fresh: bool = False,
     console: Console | None = None,
+    leaderboard: bool = True,
 ) -> str:
-    """Run a suite end to end; returns the run id."""
+    """Run a suite end to end; returns the run id.
+
+    With ``leaderboard``, the static site is rendered into ``site/`` beside the DB.
+    """
     console = console or Console()
     p = plan(Path(path), db, device, fresh)
     s = p.suite
@@ -279,6 +283,12 @@ def run_suite(
             store.finish_run(p.run_id, status, timings)
         console.print(summary_table(store, p.run_id))
     console.print(f"done in {timings['total']:.1f}s; results in {p.db} (run {p.run_id})")
+    if leaderboard:
+        from leaderboard.site import build_site
+
+        site = p.db.parent / "site"
+        build_site(p.db, site)
+        console.print(f"leaderboard: {site / 'index.html'}")
     return p.run_id
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ class Store:
         ).fetchone()
         if row is not None:
             run = {**run, "started_at": row[0]}
+        elif run.get("started_at") is None:
+            run = {**run, "started_at": datetime.now(timezone.utc).replace(tzinfo=None)}
         run = {**run, "packages": _json(run["packages"]), "suite_json": _json(run["suite_json"])}
         self._upsert("runs", [{**run, "status": "running", "finished_at": None, "timings": "{}"}])
 

@@ -1,0 +1,212 @@
+"""The static leaderboard: a self-contained HTML site built from the DuckDB results alone.
+
+Pages: ``index.html`` ranks the explainers per metric (direction and n shown, mean rank
+across metrics) for each suite's latest run; ``scenario-<run>-<name>.html`` shows one
+scenario's model accuracies and every explainer's scores and region ranking. Every name
+from the database is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import duckdb
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222}
+h1,h2{font-weight:600}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
+.best{font-weight:700;color:#0a6}.muted{color:#888}a{color:#06c}
+"""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: float | None, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    if pct:
+        return f"{100 * value:.1f}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{CSS}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    """Cells are HTML already (escaped by the caller); headers are escaped here."""
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    tr = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
+
+
+def slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
+
+
+def rank_explainers(values: dict[str, float], direction: str) -> dict[str, float]:
+    """1 = best by the metric's direction; ties share the mean of their positions."""
+    order = sorted(values, key=lambda e: values[e], reverse=direction == "higher")
+    ranks: dict[str, float] = {}
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for e in order[i : j + 1]:
+            ranks[e] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def latest_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(
+        "SELECT run_id, suite, status, started_at, device, git_sha FROM runs r "
+        "WHERE started_at = (SELECT max(started_at) FROM runs WHERE suite = r.suite) "
+        "ORDER BY suite"
+    ).fetchall()
+
+
+def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
+    """One suite's latest run: explainers ranked per metric, then its scenarios."""
+    run_id, suite, status, started, device, sha = run
+    rows = con.execute(
+        "SELECT explainer, metric, avg(value), sum(n), any_value(direction) FROM scores "
+        "WHERE run_id = ? GROUP BY explainer, metric ORDER BY metric, explainer",
+        [run_id],
+    ).fetchall()
+    by_metric: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
+    direction: dict[str, str] = {}
+    for explainer, metric, value, n, d in rows:
+        by_metric[metric][explainer] = (value, n)
+        direction[metric] = d
+    ranks: dict[str, dict[str, float]] = {
+        m: rank_explainers({e: v for e, (v, _) in per.items()}, direction[m])
+        for m, per in by_metric.items()
+    }
+    explainers = sorted({e for per in by_metric.values() for e in per})
+    mean_rank = {
+        e: sum(ranks[m][e] for m in ranks if e in ranks[m])
+        / max(1, sum(e in r for r in ranks.values()))
+        for e in explainers
+    }
+    head = ["explainer", "mean rank"] + [
+        f"{m} {'↑' if direction[m] == 'higher' else '↓'}" for m in by_metric
+    ]
+    body_rows = []
+    for e in sorted(explainers, key=lambda e: mean_rank[e]):
+        cells = [esc(e), fmt(mean_rank[e])]
+        for m, per in by_metric.items():
+            if e not in per:
+                cells.append("–")
+                continue
+            value, n = per[e]
+            best = ' class="best"' if ranks[m][e] == 1 else ""
+            cells.append(f'<span{best}>{fmt(value)}</span> <span class="muted">n={n}</span>')
+        body_rows.append(cells)
+    scen = con.execute(
+        "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "
+        "accuracy_conflicting FROM scenarios WHERE run_id = ? ORDER BY rowid",
+        [run_id],
+    ).fetchall()
+    scen_rows = [
+        [
+            f'<a href="{esc(slug("scenario", run_id, s))}.html">{esc(s)}</a>',
+            esc(f"{t} ~ {' + '.join(json.loads(a)) or 'none'} (ρ={rho:g})"),
+            fmt(acc, True),
+            fmt(al, True),
+            fmt(cf, True),
+        ]
+        for s, t, a, rho, acc, al, cf in scen
+    ]
+    return (
+        f"<h2>{esc(suite)}</h2><p class='muted'>run {esc(run_id)} · {esc(status)} · "
+        f"{esc(started)} · {esc(device)} · git {esc(sha or '–')}</p>"
+        "<p>Scores are means over the suite's scenarios; ranks per metric follow each "
+        "metric's direction (↑ higher is better, ↓ lower), ties share the mean rank.</p>"
+        + table(head, body_rows)
+        + "<h3>Scenarios (accuracy %)</h3>"
+        + table(["scenario", "bias", "all", "aligned", "conflicting"], scen_rows)
+    )
+
+
+def scenario_page(con: duckdb.DuckDBPyConnection, run_id: str, scenario: tuple) -> str:
+    name, target, attrs, rho, acc, al, cf, n_train, n_test, train_cells = scenario
+    scores = con.execute(
+        "SELECT explainer, metric, value, n, direction FROM scores "
+        "WHERE run_id = ? AND scenario = ? ORDER BY explainer, metric",
+        [run_id, name],
+    ).fetchall()
+    metrics = sorted({m for _, m, *_ in scores})
+    cell = {(e, m): (v, n) for e, m, v, n, _ in scores}
+    explainers = sorted({e for e, *_ in scores})
+    score_rows = [
+        [esc(e)] + [fmt(cell[(e, m)][0]) if (e, m) in cell else "–" for m in metrics]
+        for e in explainers
+    ]
+    regions = con.execute(
+        "SELECT explainer, region, ior, rank, n_present FROM region_scores "
+        "WHERE run_id = ? AND scenario = ? ORDER BY explainer, rank NULLS LAST",
+        [run_id, name],
+    ).fetchall()
+    region_html = ""
+    for e in explainers:
+        rows = [[esc(r), fmt(ior), fmt(rank), str(n)] for ex, r, ior, rank, n in regions if ex == e]
+        if rows:
+            region_html += f"<h3>Region ranking: {esc(e)}</h3>"
+            region_html += table(["region", "IoR", "rank", "images"], rows)
+    cells = "".join(
+        f"<li>{esc(k)}: {esc(v)}</li>" for k, v in json.loads(train_cells or "{}").items()
+    )
+    body = (
+        f'<p><a href="index.html">← leaderboard</a></p><h1>{esc(name)}</h1>'
+        f"<p>Target {esc(target)}, bias {esc(' + '.join(json.loads(attrs)) or 'none')}, "
+        f"ρ = {rho:g}; {n_train} training and {n_test} test images.</p>"
+        + table(
+            ["model accuracy %", "all", "aligned", "conflicting"],
+            [["balanced test set", fmt(acc, True), fmt(al, True), fmt(cf, True)]],
+        )
+        + f"<details><summary>training cells</summary><ul>{cells}</ul></details>"
+        + "<h2>Scores</h2>"
+        + table(["explainer", *metrics], score_rows)
+        + region_html
+    )
+    return page(f"{name} — face-xai-bench", body)
+
+
+def build_site(db: Path, out: Path) -> list[Path]:
+    """Write the leaderboard for every suite's latest run in ``db`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with duckdb.connect(str(db), read_only=True) as con:
+        runs = latest_runs(con)
+        sections = [run_section(con, run) for run in runs]
+        for run in runs:
+            for scenario in con.execute(
+                "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "
+                "accuracy_conflicting, n_train, n_test, train_cells "
+                "FROM scenarios WHERE run_id = ?",
+                [run[0]],
+            ).fetchall():
+                path = out / f"{slug('scenario', run[0], scenario[0])}.html"
+                path.write_text(scenario_page(con, run[0], scenario), encoding="utf-8")
+                written.append(path)
+    index = out / "index.html"
+    intro = (
+        "<h1>face-xai-bench leaderboard</h1><p>Which explainer reveals what a face model "
+        "relies on? Built from the DuckDB results alone.</p>"
+    )
+    index.write_text(page("face-xai-bench leaderboard", intro + "".join(sections)), "utf-8")
+    return [index, *written]

@@ -1,0 +1,58 @@
+"""The static leaderboard, rendered from a tiny run's database alone."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from benchmark.cli import app
+from benchmark.runner import run_suite
+from leaderboard.site import rank_explainers
+from tests.test_e2e import SUITE, quiet
+
+
+@pytest.fixture
+def db(tmp_path):
+    suite = tmp_path / "tiny.yaml"
+    path = tmp_path / "out" / "r.duckdb"
+    suite.write_text(SUITE.format(db=path))
+    run_suite(suite, console=quiet())
+    return path
+
+
+def test_rank_explainers_by_direction_with_ties():
+    assert rank_explainers({"a": 1.0, "b": 3.0, "c": 1.0}, "lower") == {"a": 1.5, "c": 1.5, "b": 3}
+    assert rank_explainers({"a": 1.0, "b": 3.0}, "higher") == {"b": 1, "a": 2}
+
+
+def test_run_renders_the_site_from_the_db(db):
+    index = (db.parent / "site" / "index.html").read_text()
+    with duckdb.connect(str(db), read_only=True) as con:
+        (acc,) = con.execute("SELECT accuracy FROM scenarios WHERE scenario='lipstick'").fetchone()
+        (rp,) = con.execute("SELECT value FROM scores WHERE scenario='lipstick'").fetchone()
+    assert "<h2>tiny</h2>" in index and "ranking_position ↓" in index and "gradcam" in index
+    assert f"{100 * acc:.1f}" in index  # the scenario's accuracy, from the database
+    pages = sorted((db.parent / "site").glob("scenario-*.html"))
+    assert len(pages) == 2
+    lipstick = next(p for p in pages if p.name.endswith("lipstick.html")).read_text()
+    assert "Region ranking: gradcam" in lipstick and lipstick.count("<tr>") >= 19 + 2
+    assert f"<td>{rp:.0f}</td>" in lipstick
+
+
+def test_every_name_is_escaped(db, tmp_path):
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE scores SET explainer = '<img src=x onerror=alert(1)>'")
+        con.execute("UPDATE region_scores SET explainer = '<img src=x onerror=alert(1)>'")
+        con.execute("UPDATE scenarios SET target = '<script>x</script>'")
+    out = tmp_path / "site2"
+    result = CliRunner().invoke(app, ["leaderboard", "--db", str(db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = "".join(p.read_text() for p in out.glob("*.html"))
+    assert "<img src=x" not in text and "<script>" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text and "&lt;script&gt;" in text
+
+
+def test_leaderboard_without_db_is_a_clean_error(tmp_path):
+    result = CliRunner().invoke(app, ["leaderboard", "--db", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2 and "no results database" in result.output
