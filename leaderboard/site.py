@@ -81,9 +81,13 @@ def latest_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
 def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     """One suite's latest run: explainers ranked per metric, then its scenarios."""
     run_id, suite, status, started, device, sha = run
+    # Controls (no injected correlation) are shown per scenario but not averaged: there a
+    # far-down ranking position is the right answer, not a poor one.
     rows = con.execute(
-        "SELECT explainer, metric, avg(value), sum(n), any_value(direction) FROM scores "
-        "WHERE run_id = ? GROUP BY explainer, metric ORDER BY metric, explainer",
+        "SELECT s.explainer, s.metric, avg(s.value), sum(s.n), any_value(s.direction) "
+        "FROM scores s JOIN scenarios c USING (run_id, scenario) "
+        "WHERE s.run_id = ? AND c.rho != 0.5 AND c.attributes != '[]' "
+        "GROUP BY s.explainer, s.metric ORDER BY s.metric, s.explainer",
         [run_id],
     ).fetchall()
     by_metric: dict[str, dict[str, tuple[float, int]]] = defaultdict(dict)
@@ -133,8 +137,9 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     return (
         f"<h2>{esc(suite)}</h2><p class='muted'>run {esc(run_id)} · {esc(status)} · "
         f"{esc(started)} · {esc(device)} · git {esc(sha or '–')}</p>"
-        "<p>Scores are means over the suite's scenarios; ranks per metric follow each "
-        "metric's direction (↑ higher is better, ↓ lower), ties share the mean rank.</p>"
+        "<p>Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or "
+        "no bias attribute are left out); ranks per metric follow each metric's direction "
+        "(↑ higher is better, ↓ lower), ties share the mean rank.</p>"
         + table(head, body_rows)
         + "<h3>Scenarios (accuracy %)</h3>"
         + table(["scenario", "bias", "all", "aligned", "conflicting"], scen_rows)

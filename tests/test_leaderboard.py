@@ -33,6 +33,8 @@ def test_run_renders_the_site_from_the_db(db):
         (rp,) = con.execute("SELECT value FROM scores WHERE scenario='lipstick'").fetchone()
     assert "<h2>tiny</h2>" in index and "ranking_position ↓" in index and "gradcam" in index
     assert f"{100 * acc:.1f}" in index  # the scenario's accuracy, from the database
+    # The index averages biased scenarios only: here just lipstick (the control is ρ=0.5).
+    assert f'<span class="best">{rp:.0f}</span> <span class="muted">n=' in index
     pages = sorted((db.parent / "site").glob("scenario-*.html"))
     assert len(pages) == 2
     lipstick = next(p for p in pages if p.name.endswith("lipstick.html")).read_text()
