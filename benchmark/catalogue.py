@@ -58,10 +58,46 @@ EXPLAINERS.register(
     aliases=("grad_cam", "GradCAM"),
     summary="Grad-CAM (Selvaraju et al. 2017), captum's LayerGradCam at the model's target layer.",
 )
+EXPLAINERS.register(
+    "integrated_gradients",
+    "explainers.integrated_gradients:IntegratedGradients",
+    aliases=("ig", "integrated-gradients", "IntegratedGradients"),
+    summary="Integrated Gradients (Sundararajan et al. 2017), captum's, signed, black baseline.",
+)
+EXPLAINERS.register(
+    "occlusion",
+    "explainers.occlusion:Occlusion",
+    aliases=("occ", "Occlusion"),
+    summary="Occlusion (Zeiler & Fergus 2014), captum's: target-logit drop under a black window.",
+)
+EXPLAINERS.register(
+    "rise",
+    "explainers.rise:RISE",
+    aliases=("RISE",),
+    summary="RISE (Petsiuk et al. 2018): random smooth masks weighted by the target probability.",
+)
 
 METRICS.register(
     "ranking_position",
     "metrics.facex:RankingPosition",
     aliases=("facex", "rp", "facex_ranking"),
     summary="FaceX ranking position of the bias attribute's regions by IoR (Sarridis et al. 2024).",
+)
+METRICS.register(
+    "average_drop",
+    "metrics.confidence:AverageDrop",
+    aliases=("avg_drop", "average_drop_pct"),
+    summary="Average Drop % of class confidence on the explanation image (Grad-CAM++, CSM).",
+)
+METRICS.register(
+    "increase_in_confidence",
+    "metrics.confidence:IncreaseInConfidence",
+    aliases=("pct_increase", "increase"),
+    summary="% of images whose explanation image raises class confidence (Grad-CAM++, CSM).",
+)
+METRICS.register(
+    "bbox_ap",
+    "metrics.bbox:BoxAP",
+    aliases=("box_ap", "bbox"),
+    summary="Pixel AP of the map against the bias-region or face box (seed 003 §3.4).",
 )

@@ -94,12 +94,12 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         (e.display_name, EXPLAINERS.get(e.name), dict(e.params)) for e in suite.explainers
     ]
     metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
+    needs: set[str] = set()
     for i, (_, cls, params) in enumerate(metrics):
         try:  # metrics are cheap to build: catch bad parameter values before any work
-            cls(MetricContext(REGION_NAMES), **params)
+            needs |= cls(MetricContext(REGION_NAMES), **params).needs  # may depend on params
         except (TypeError, ValueError) as exc:
             raise BenchError(f"{suite.source}: metrics[{i}].params: {exc}") from None
-    needs = set().union(*(cls.needs for _, cls, _ in metrics))
     regions = (
         {sc.name: _bias_regions(sc) for sc in suite.scenarios} if "bias_regions" in needs else {}
     )

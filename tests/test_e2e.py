@@ -172,3 +172,22 @@ def test_bad_suite_exits_2_and_writes_nothing(tmp_path, change, field):
     assert field in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_every_registered_metric_scores_every_scenario(tmp_path):
+    """The whole metric registry through the runner: a finite value per scenario."""
+    from benchmark.catalogue import METRICS
+
+    names = METRICS.names()
+    text = SUITE.format(db=tmp_path / "all.duckdb").replace(
+        "metrics: [{name: ranking_position, params: {ior: soft}}]", f"metrics: [{', '.join(names)}]"
+    )
+    suite = tmp_path / "all.yaml"
+    suite.write_text(text)
+    run_suite(suite, console=quiet(), leaderboard=False)
+    got = rows(tmp_path / "all.duckdb", "SELECT scenario, metric, value, n, direction FROM scores")
+    for scenario in ("lipstick", "control"):
+        mine = {m: (v, n, d) for s, m, v, n, d in got if s == scenario}
+        assert set(names) <= set(mine), (scenario, sorted(mine))
+        for value, n, direction in mine.values():
+            assert value == value and n > 0 and direction in ("higher", "lower")
