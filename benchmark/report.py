@@ -7,16 +7,7 @@ import json
 from rich.table import Table
 
 from benchmark.store import Store
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}"
-
-
-def _num(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
+from leaderboard.site import fmt
 
 
 def summary_table(store: Store, run_id: str) -> Table:
@@ -47,7 +38,8 @@ def summary_table(store: Store, run_id: str) -> Table:
         bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
         explainers = sorted({e for (s, e) in by_key if s == scenario}) or ["–"]
         for i, expl in enumerate(explainers):
-            head = [scenario, bias, _pct(acc), _pct(acc_al), _pct(acc_cf)] if i == 0 else [""] * 5
+            head = [scenario, bias, fmt(acc, True), fmt(acc_al, True), fmt(acc_cf, True)]
+            head = head if i == 0 else [""] * 5
             row = by_key.get((scenario, expl), {})
-            table.add_row(*head, expl, *(_num(row.get(m)) for m in metrics))
+            table.add_row(*head, expl, *(fmt(row.get(m)) for m in metrics))
     return table
