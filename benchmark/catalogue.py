@@ -101,3 +101,15 @@ METRICS.register(
     aliases=("box_ap", "bbox"),
     summary="Pixel AP of the map against the bias-region or face box (seed 003 §3.4).",
 )
+METRICS.register(
+    "win_percent",
+    "metrics.confidence:WinPercent",
+    aliases=("win", "win_pct"),
+    summary="Win %: share of images where the explainer's explanation image wins (Grad-CAM++).",
+)
+METRICS.register(
+    "gt_agreement",
+    "metrics.ground_truth:GroundTruthAgreement",
+    aliases=("ground_truth", "reliance_agreement"),
+    summary="Spearman of region ranking vs true reliance from counterfactual renders (§9).",
+)

@@ -1,45 +1,59 @@
-"""The end-of-run summary table, read back from the database (skipped work included)."""
+"""The end-of-run summary, read back from the database (skipped work included)."""
 
 from __future__ import annotations
 
 import json
 
+from rich.console import Group
 from rich.table import Table
 
 from benchmark.store import Store
 from leaderboard.site import fmt
 
 
-def summary_table(store: Store, run_id: str) -> Table:
-    """Per scenario and explainer: accuracies (all / aligned / conflicting) and every score."""
+def _header(metric: str, direction: str) -> str:
+    # Spaces let rich wrap long metric names instead of cutting them off.
+    return metric.replace("_", " ").replace(".", " ") + (" ↓" if direction == "lower" else " ↑")
+
+
+def summary_table(store: Store, run_id: str) -> Group:
+    """The models (accuracy all / aligned / conflicting), then every score per explainer."""
     scen = store.con.execute(
-        "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "
-        "accuracy_conflicting FROM scenarios WHERE run_id = ? ORDER BY rowid",
+        "SELECT scenario, target, attributes, rho, n_test, n_explained, accuracy, "
+        "accuracy_aligned, accuracy_conflicting FROM scenarios WHERE run_id = ? ORDER BY rowid",
         [run_id],
     ).fetchall()
     scores = store.con.execute(
-        "SELECT scenario, explainer, metric, value, direction FROM scores WHERE run_id = ?",
+        "SELECT scenario, explainer, metric, value, direction FROM scores WHERE run_id = ? "
+        "ORDER BY metric",
         [run_id],
     ).fetchall()
+    models = Table(title="models (accuracy % on the balanced test set)")
+    for col in ("scenario", "bias", "test", "explained", "acc", "aligned", "conflicting"):
+        models.add_column(col, justify="left" if col in ("scenario", "bias") else "right")
+    for scenario, target, attributes, rho, n_test, n_expl, acc, acc_al, acc_cf in scen:
+        attrs = json.loads(attributes)
+        bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
+        models.add_row(
+            scenario, bias, str(n_test), str(n_expl if n_expl is not None else n_test),
+            fmt(acc, True), fmt(acc_al, True), fmt(acc_cf, True),
+        )  # fmt: skip
     metrics: dict[str, str] = {}
     by_key: dict[tuple[str, str], dict[str, float]] = {}
     for scenario, explainer, metric, value, direction in scores:
         metrics.setdefault(metric, direction)
         by_key.setdefault((scenario, explainer), {})[metric] = value
-    table = Table(title="summary (accuracy in %; ↓ lower is better, ↑ higher)")
-    for col in ("scenario", "bias", "acc", "aligned", "conflicting", "explainer"):
-        table.add_column(
-            col, justify="right" if col in ("acc", "aligned", "conflicting") else "left"
-        )
+    table = Table(title="scores (↓ lower is better, ↑ higher)")
+    table.add_column("scenario")
+    table.add_column("explainer")
     for m, d in metrics.items():
-        table.add_column(f"{m} {'↓' if d == 'lower' else '↑'}", justify="right")
-    for scenario, target, attributes, rho, acc, acc_al, acc_cf in scen:
-        attrs = json.loads(attributes)
-        bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
-        explainers = sorted({e for (s, e) in by_key if s == scenario}) or ["–"]
+        table.add_column(_header(m, d), justify="right")
+    for scenario, *_ in scen:
+        explainers = sorted({e for (s, e) in by_key if s == scenario})
         for i, expl in enumerate(explainers):
-            head = [scenario, bias, fmt(acc, True), fmt(acc_al, True), fmt(acc_cf, True)]
-            head = head if i == 0 else [""] * 5
-            row = by_key.get((scenario, expl), {})
-            table.add_row(*head, expl, *(fmt(row.get(m)) for m in metrics))
-    return table
+            row = by_key[(scenario, expl)]
+            table.add_row(
+                scenario if i == 0 else "", expl, *(fmt(row.get(m)) for m in metrics),
+                end_section=i == len(explainers) - 1,
+            )  # fmt: skip
+    return Group(models, table)

@@ -27,11 +27,12 @@ from benchmark.models.train import (
     load_user_checkpoint,
     predict,
     stable_hash,
-    to_pixels,
     train_model,
 )
 from benchmark.progress import make_progress
+from benchmark.reliance import measured_attributes, supports_counterfactuals, true_reliance
 from benchmark.report import summary_table
+from benchmark.scoring import explain_and_score
 from benchmark.store import Store
 from benchmark.suite import Scenario, Suite, load_suite, suite_hash
 from metrics.base import MetricContext
@@ -56,6 +57,10 @@ class Plan:
     metrics: list[tuple[str, type, dict[str, Any]]]
     bias_regions: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     fresh: bool = False
+
+    def seed_for(self, *parts: Any) -> int:
+        """A seed derived from the suite seed and a purpose."""
+        return seed_for(self.suite.seed, *parts)
 
 
 def seed_for(seed: int, *parts: Any) -> int:
@@ -95,11 +100,18 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
     ]
     metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
     needs: set[str] = set()
-    for i, (_, cls, params) in enumerate(metrics):
+    for i, (name, cls, params) in enumerate(metrics):
         try:  # metrics are cheap to build: catch bad parameter values before any work
-            needs |= cls(MetricContext(REGION_NAMES), **params).needs  # may depend on params
+            metric_needs = cls(MetricContext(REGION_NAMES), **params).needs  # may use params
         except (TypeError, ValueError) as exc:
             raise BenchError(f"{suite.source}: metrics[{i}].params: {exc}") from None
+        if "reliance" in metric_needs and not supports_counterfactuals(datasets["test"]):
+            raise BenchError(
+                f"{suite.source}: metrics[{i}]: {name} needs counterfactual renders, which "
+                f"dataset.test {suite.dataset.test.name!r} cannot make; expected a dataset "
+                "such as synthetic_faces"
+            )
+        needs |= metric_needs
     regions = (
         {sc.name: _bias_regions(sc) for sc in suite.scenarios} if "bias_regions" in needs else {}
     )
@@ -184,54 +196,6 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
     return model.eval(), key, seconds, False
 
 
-def explain_and_score(
-    p: Plan, sc: Scenario, model, test: FaceArrays, targets: torch.Tensor, store: Store, progress
-) -> None:
-    """Every explainer on the whole test set, every metric updated batch by batch."""
-    ctx = MetricContext(
-        region_names=tuple(test.regions),
-        bias_attributes=tuple(sc.attributes) if p.bias_regions else (),
-        bias_regions=tuple(
-            tuple(test.regions.index(r) for r in group) for group in p.bias_regions.get(sc.name, ())
-        ),
-        n_classes=2,
-    )
-    bs = p.suite.explain.batch_size
-    images = test.images.to(p.device)  # uint8: the whole test set moves once
-    masks = test.label_maps.to(p.device) if test.label_maps is not None else None
-    boxes = test.boxes.to(p.device) if test.boxes is not None else None
-    targets = targets.to(p.device)
-    for label, cls, params in p.explainers:
-        if not p.fresh and store.is_done(p.run_id, sc.name, label):
-            continue
-        defaults = {"batch_size": bs, "seed": seed_for(p.suite.seed, "explain", label)}
-        explainer = cls(model, **{**defaults, **params})
-        metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
-        task = progress.add_task(f"{label} on {sc.name}", total=len(images))
-        t0 = time.perf_counter()
-        for i in range(0, len(images), bs):
-            x = to_pixels(images[i : i + bs], p.device)
-            y = targets[i : i + bs]
-            s = masks[i : i + bs] if masks is not None else None
-            b = boxes[i : i + bs] if boxes is not None else None
-            a = explainer.explain(x, y)
-            for _, metric in metrics:
-                metric.update(x_batch=x, y_batch=y, a_batch=a, s_batch=s, b_batch=b, model=model)
-            progress.advance(task, len(x))
-        scores, regions = [], []
-        for name, metric in metrics:
-            res = metric.compute()
-            for key, value in res.scores.items():
-                # Score keys start with the class's name; a suite label renames them.
-                key = name + key[len(metric.name) :] if key.startswith(metric.name) else key
-                scores.append({"metric": key, "value": value, "n": res.n,
-                               "direction": metric.direction, "details": res.details})  # fmt: skip
-            regions += [{"metric": name, **vars(r)} for r in res.regions]
-        store.put_explainer_results(
-            p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0
-        )
-
-
 def run_suite(
     path: Path,
     db: Path | None = None,
@@ -309,10 +273,13 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
         t_tr, a_tr, sc.directions(), sc.rho, seed_for(p.suite.seed, "bias"), names
     )
     t_te, a_te = _columns(test, sc)
-    tsplit = balanced_test(
-        t_te, a_te, sc.directions(), seed_for(p.suite.seed, "test"), names,
-        p.suite.explain.max_images,
-    )  # fmt: skip
+    test_seed = seed_for(p.suite.seed, "test")
+    tsplit = balanced_test(t_te, a_te, sc.directions(), test_seed, names)
+    # The explained images: the same cells, capped; with the same seed they are a
+    # subset of the balanced test set the accuracies come from.
+    esplit = balanced_test(
+        t_te, a_te, sc.directions(), test_seed, names, p.suite.explain.max_images
+    )
     if len(split) == 0 or len(tsplit) == 0:
         raise BenchError(
             f"scenario {sc.name}: the data has no samples for this bias "
@@ -335,9 +302,36 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
         "bias_regions": [list(g) for g in p.bias_regions.get(sc.name, ())],
         "model_hash": model_hash, "n_train": len(split), "n_test": len(tsplit),
         "train_cells": split.cells, "test_cells": tsplit.cells, **accs,
-        "train_seconds": seconds, "cached": cached,
+        "train_seconds": seconds, "cached": cached, "n_explained": len(esplit),
     })  # fmt: skip
-    targets = y if p.suite.explain.target == "label" else pred
+    explained = test.subset(esplit.index)
+    y = explained.attribute(sc.target).long().to(p.device)
+    if p.suite.explain.target == "prediction":
+        y = predict(model, explained.images, p.device).argmax(-1)
     t0 = time.perf_counter()
-    explain_and_score(p, sc, model, sub, targets, store, progress)
+    reliance = scenario_reliance(p, sc, model, explained, y, store)
+    timings[f"reliance/{sc.name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    explain_and_score(p, sc, model, explained, y, reliance, store, progress)
     timings[f"explain/{sc.name}"] = time.perf_counter() - t0
+
+
+def scenario_reliance(
+    p: Plan, sc: Scenario, model, explained: FaceArrays, y: torch.Tensor, store: Store
+) -> dict[str, float]:
+    """Ground-truth reliance of the scenario's model (METHODS §9), stored; {} when the
+    test dataset cannot render counterfactuals."""
+    dataset = p.datasets["test"]
+    if not supports_counterfactuals(dataset) or len(explained) == 0:
+        return {}
+    if not p.fresh and (stored := store.reliance(p.run_id, sc.name)):
+        return stored
+    attrs = measured_attributes(dataset, exclude=[sc.target])
+    with torch.no_grad():
+        reliance = true_reliance(dataset, explained, model, y, attrs, p.suite.explain.batch_size)
+    store.put_reliance(p.run_id, sc.name, [
+        {"attribute": a, "regions": list(ATTRIBUTE_REGIONS[a]), "reliance": r,
+         "n": len(explained)}
+        for a, r in reliance.items()
+    ])  # fmt: skip
+    return reliance

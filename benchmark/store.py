@@ -1,4 +1,5 @@
-"""DuckDB results: runs, scenarios, scores, region scores.
+"""DuckDB results: runs, scenarios, scores, region scores, per-image values, ground-truth
+reliance and figures.
 
 Every table has a primary key, and writes use ``INSERT OR REPLACE``: rerunning an
 interrupted suite skips what is stored and never duplicates a row. The leaderboard
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS scenarios (
     train_cells JSON, test_cells JSON,
     accuracy DOUBLE, accuracy_aligned DOUBLE, accuracy_conflicting DOUBLE,
     n_aligned BIGINT, n_conflicting BIGINT, train_seconds DOUBLE, cached BOOLEAN,
+    n_explained BIGINT,
     PRIMARY KEY (run_id, scenario)
 );
 CREATE TABLE IF NOT EXISTS scores (
@@ -39,14 +41,37 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE TABLE IF NOT EXISTS region_scores (
     run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR, region VARCHAR,
-    ior DOUBLE, rank INTEGER, n_present BIGINT,
+    ior DOUBLE, rank INTEGER, n_present BIGINT, top_share DOUBLE,
     PRIMARY KEY (run_id, scenario, explainer, metric, region)
+);
+CREATE TABLE IF NOT EXISTS per_image (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR, values DOUBLE[],
+    PRIMARY KEY (run_id, scenario, explainer, metric)
+);
+CREATE TABLE IF NOT EXISTS reliance (
+    run_id VARCHAR, scenario VARCHAR, attribute VARCHAR, regions JSON,
+    reliance DOUBLE, n BIGINT,
+    PRIMARY KEY (run_id, scenario, attribute)
+);
+CREATE TABLE IF NOT EXISTS figures (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, kind VARCHAR,
+    path VARCHAR, png BLOB,
+    PRIMARY KEY (run_id, scenario, explainer, kind)
 );
 CREATE TABLE IF NOT EXISTS work_done (
     run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, seconds DOUBLE,
     PRIMARY KEY (run_id, scenario, explainer)
 );
 """
+# Columns added after a table was first released: databases written earlier gain them.
+MIGRATIONS = (
+    "ALTER TABLE scenarios ADD COLUMN IF NOT EXISTS n_explained BIGINT",
+    "ALTER TABLE region_scores ADD COLUMN IF NOT EXISTS top_share DOUBLE",
+)
+TABLES = (
+    "runs", "scenarios", "scores", "region_scores", "per_image", "reliance", "figures",
+    "work_done",
+)  # fmt: skip
 
 
 def _json(value: Any) -> str:
@@ -61,6 +86,8 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = duckdb.connect(str(self.path))
         self.con.execute(SCHEMA)
+        for sql in MIGRATIONS:
+            self.con.execute(sql)
 
     def close(self) -> None:
         self.con.close()
@@ -123,22 +150,67 @@ class Store:
         scores: list[dict[str, Any]],
         regions: list[dict[str, Any]],
         seconds: float,
+        per_image: dict[str, list[float]] | None = None,
+        figures: list[dict[str, Any]] | None = None,
     ) -> None:
-        """All scores of one (scenario, explainer), then its done-marker, atomically."""
+        """All results of one (scenario, explainer), then its done-marker, atomically.
+
+        Args:
+            scores: rows with metric, value, n, direction, details.
+            regions: rows with metric, region, ior, rank, n_present, top_share.
+            seconds: time spent explaining and scoring.
+            per_image: per metric, the per-image values later compared across
+                explainers (Win %).
+            figures: rows with kind, path and the PNG bytes.
+        """
         key = {"run_id": run_id, "scenario": scenario, "explainer": explainer}
         self.con.execute("BEGIN TRANSACTION")
         try:
-            self._upsert(
-                "scores", [{**key, **s, "details": _json(s.get("details", {}))} for s in scores]
-            )
+            self.put_scores(run_id, scenario, explainer, scores)
             self._upsert("region_scores", [{**key, **r} for r in regions])
+            self._upsert(
+                "per_image",
+                [{**key, "metric": m, "values": v} for m, v in (per_image or {}).items()],
+            )
+            self._upsert("figures", [{**key, **f} for f in figures or []])
             self._upsert("work_done", [{**key, "seconds": seconds}])
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
 
+    def put_scores(
+        self, run_id: str, scenario: str, explainer: str, scores: list[dict[str, Any]]
+    ) -> None:
+        """Score rows of one (scenario, explainer); replaces rows with the same metric."""
+        key = {"run_id": run_id, "scenario": scenario, "explainer": explainer}
+        self._upsert(
+            "scores", [{**key, **s, "details": _json(s.get("details", {}))} for s in scores]
+        )
+
+    def per_image(self, run_id: str, scenario: str, metric: str) -> dict[str, list[float]]:
+        """Stored per-image values of ``metric`` in a scenario, per explainer."""
+        rows = self.con.execute(
+            "SELECT explainer, values FROM per_image "
+            "WHERE run_id = ? AND scenario = ? AND metric = ?",
+            [run_id, scenario, metric],
+        ).fetchall()
+        return dict(rows)
+
+    def put_reliance(self, run_id: str, scenario: str, rows: list[dict[str, Any]]) -> None:
+        """Ground-truth reliance per attribute of one scenario (METHODS §9)."""
+        key = {"run_id": run_id, "scenario": scenario}
+        self._upsert("reliance", [{**key, **r, "regions": _json(r["regions"])} for r in rows])
+
+    def reliance(self, run_id: str, scenario: str) -> dict[str, float]:
+        """Stored ground-truth reliance of a scenario, per attribute (empty if none)."""
+        rows = self.con.execute(
+            "SELECT attribute, reliance FROM reliance WHERE run_id = ? AND scenario = ? "
+            "ORDER BY rowid",
+            [run_id, scenario],
+        ).fetchall()
+        return dict(rows)
+
     def counts(self) -> dict[str, int]:
         """Rows per table (for tests and the run summary)."""
-        tables = ("runs", "scenarios", "scores", "region_scores", "work_done")
-        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        return {t: self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}

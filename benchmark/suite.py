@@ -209,6 +209,17 @@ class ExplainSpec(_Spec):
     max_images: PosInt | None = None
 
 
+class FiguresSpec(_Spec):
+    """FaceX summary figures (METHODS §2): the face prototype and high-impact patches.
+
+    ``patch_size`` is the side Z of a patch in pixels; by default image side / 32.
+    """
+
+    enabled: StrictBool = True
+    patch_size: PosInt | None = None
+    top_k: PosInt = 20
+
+
 class Suite(_Spec):
     """A whole benchmark suite, as loaded from YAML (``source`` is the file)."""
 
@@ -225,6 +236,7 @@ class Suite(_Spec):
     explainers: Annotated[list[ComponentSpec], Field(min_length=1)]
     metrics: Annotated[list[ComponentSpec], Field(min_length=1)]
     explain: ExplainSpec = Field(default_factory=ExplainSpec)
+    figures: FiguresSpec = Field(default_factory=FiguresSpec)
     source: Path = Field(default=Path("<memory>"), repr=False)
 
     @model_validator(mode="after")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from captum.attr import Occlusion as CaptumOcclusion
 
-from explainers.base import Explainer, ModelLike
+from explainers.base import Explainer, ModelLike, images_per_forward
 
 
 def n_windows(size: int, window: int, stride: int) -> int:
@@ -31,7 +31,8 @@ class Occlusion(Explainer):
         perturbations_per_eval: occluded copies of each image per forward; default all
             windows of an image, capped so that one forward holds at most
             ``max_images_per_forward`` images.
-        max_images_per_forward: memory cap used by the default above.
+        max_images_per_forward: cap used by the default above; by default 256 on CPU
+            and 4096 on a GPU (see ``explainers.base.images_per_forward``).
     """
 
     name = "occlusion"
@@ -45,7 +46,7 @@ class Occlusion(Explainer):
         stride: int | None = None,
         baseline: float = 0.0,
         perturbations_per_eval: int | None = None,
-        max_images_per_forward: int = 2048,
+        max_images_per_forward: int | None = None,
         **kw,
     ):
         super().__init__(model, **kw)
@@ -53,7 +54,7 @@ class Occlusion(Explainer):
         self.stride = stride
         self.baseline = float(baseline)
         self.perturbations_per_eval = perturbations_per_eval
-        self.max_images_per_forward = int(max_images_per_forward)
+        self.max_images_per_forward = max_images_per_forward
 
     def geometry(self, h: int, w: int) -> tuple[int, int, int]:
         """(window, stride, perturbations per forward) for a batch of h×w images."""
@@ -68,7 +69,8 @@ class Occlusion(Explainer):
         if self.perturbations_per_eval is not None:
             return int(self.perturbations_per_eval)
         _, _, total = self.geometry(*x_batch.shape[-2:])
-        return max(1, min(total, self.max_images_per_forward // len(x_batch)))
+        cap = images_per_forward(self.device, self.max_images_per_forward)
+        return max(1, min(total, cap // len(x_batch)))
 
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
         c, h, w = x_batch.shape[1:]

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from explainers.base import Explainer, ModelLike
+from explainers.base import Explainer, ModelLike, images_per_forward
 
 
 def rise_masks(
@@ -71,8 +71,10 @@ class RISE(Explainer):
         s: grid side before upsampling.
         p: probability that a grid cell is kept.
         masks_per_forward: masks per forward pass; each forward holds
-            ``masks_per_forward × B`` images (B = the explainer's batch), so lower it
-            (or ``batch_size``) for large images.
+            ``masks_per_forward × B`` images (B = the explainer's batch). By default
+            ``max_images_per_forward // B`` (at least 1).
+        max_images_per_forward: cap used by the default above; by default 256 on CPU
+            and 4096 on a GPU (see ``explainers.base.images_per_forward``).
         normalize: ``"paper"`` (N·p, default) or ``"coverage"`` (Σ_k m_k per pixel).
     """
 
@@ -86,7 +88,8 @@ class RISE(Explainer):
         n_masks: int = 4000,
         s: int = 8,
         p: float = 0.5,
-        masks_per_forward: int = 256,
+        masks_per_forward: int | None = None,
+        max_images_per_forward: int | None = None,
         normalize: str = "paper",
         **kw,
     ):
@@ -99,7 +102,8 @@ class RISE(Explainer):
         self.n_masks = int(n_masks)
         self.s = int(s)
         self.p = float(p)
-        self.masks_per_forward = int(masks_per_forward)
+        self.masks_per_forward = masks_per_forward
+        self.max_images_per_forward = max_images_per_forward
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
 
     def masks(self, h: int, w: int) -> torch.Tensor:
@@ -112,8 +116,11 @@ class RISE(Explainer):
         b, c, h, w = x_batch.shape
         masks = self.masks(h, w)
         sal = x_batch.new_zeros(b, h, w)
-        for i in range(0, len(masks), self.masks_per_forward):
-            m = masks[i : i + self.masks_per_forward]
+        per = self.masks_per_forward or max(
+            1, images_per_forward(self.device, self.max_images_per_forward) // b
+        )
+        for i in range(0, len(masks), per):
+            m = masks[i : i + per]
             k = len(m)
             # One forward for every (image, mask) pair of the chunk: (B·k, C, H, W).
             xm = (x_batch[:, None] * m[None, :, None]).reshape(b * k, c, h, w)

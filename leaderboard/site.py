@@ -2,8 +2,9 @@
 
 Pages: ``index.html`` ranks the explainers per metric (direction and n shown, mean rank
 across metrics) for each suite's latest run; ``scenario-<run>-<name>.html`` shows one
-scenario's model accuracies and every explainer's scores and region ranking. Every name
-from the database is HTML-escaped.
+scenario (see :mod:`leaderboard.scenario`). Figures are written from the PNG bytes
+stored in the database, so the site never reads the run's files. Every name from the
+database is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ h1,h2{font-weight:600}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .7rem;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 .best{font-weight:700;color:#0a6}.muted{color:#888}a{color:#06c}
+figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top}
+figure img{max-width:100%;border:1px solid #ddd;image-rendering:pixelated}
+figcaption{color:#555;font-size:12px}
 """
 
 
@@ -146,51 +150,9 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     )
 
 
-def scenario_page(con: duckdb.DuckDBPyConnection, run_id: str, scenario: tuple) -> str:
-    name, target, attrs, rho, acc, al, cf, n_train, n_test, train_cells = scenario
-    scores = con.execute(
-        "SELECT explainer, metric, value, n, direction FROM scores "
-        "WHERE run_id = ? AND scenario = ? ORDER BY explainer, metric",
-        [run_id, name],
-    ).fetchall()
-    metrics = sorted({m for _, m, *_ in scores})
-    cell = {(e, m): (v, n) for e, m, v, n, _ in scores}
-    explainers = sorted({e for e, *_ in scores})
-    score_rows = [
-        [esc(e)] + [fmt(cell[(e, m)][0]) if (e, m) in cell else "–" for m in metrics]
-        for e in explainers
-    ]
-    regions = con.execute(
-        "SELECT explainer, region, ior, rank, n_present FROM region_scores "
-        "WHERE run_id = ? AND scenario = ? ORDER BY explainer, rank NULLS LAST",
-        [run_id, name],
-    ).fetchall()
-    region_html = ""
-    for e in explainers:
-        rows = [[esc(r), fmt(ior), fmt(rank), str(n)] for ex, r, ior, rank, n in regions if ex == e]
-        if rows:
-            region_html += f"<h3>Region ranking: {esc(e)}</h3>"
-            region_html += table(["region", "IoR", "rank", "images"], rows)
-    cells = "".join(
-        f"<li>{esc(k)}: {esc(v)}</li>" for k, v in json.loads(train_cells or "{}").items()
-    )
-    body = (
-        f'<p><a href="index.html">← leaderboard</a></p><h1>{esc(name)}</h1>'
-        f"<p>Target {esc(target)}, bias {esc(' + '.join(json.loads(attrs)) or 'none')}, "
-        f"ρ = {rho:g}; {n_train} training and {n_test} test images.</p>"
-        + table(
-            ["model accuracy %", "all", "aligned", "conflicting"],
-            [["balanced test set", fmt(acc, True), fmt(al, True), fmt(cf, True)]],
-        )
-        + f"<details><summary>training cells</summary><ul>{cells}</ul></details>"
-        + "<h2>Scores</h2>"
-        + table(["explainer", *metrics], score_rows)
-        + region_html
-    )
-    return page(f"{name} — face-xai-bench", body)
-
-
 def build_site(db: Path, out: Path) -> list[Path]:
+    from leaderboard.scenario import scenario_page
+
     """Write the leaderboard for every suite's latest run in ``db`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -206,7 +168,7 @@ def build_site(db: Path, out: Path) -> list[Path]:
                 [run[0]],
             ).fetchall():
                 path = out / f"{slug('scenario', run[0], scenario[0])}.html"
-                path.write_text(scenario_page(con, run[0], scenario), encoding="utf-8")
+                path.write_text(scenario_page(con, run[0], scenario, out), encoding="utf-8")
                 written.append(path)
     index = out / "index.html"
     intro = (

@@ -4,10 +4,15 @@ Batches follow Quantus' naming: ``x_batch`` images (pixel space), ``y_batch`` ex
 classes, ``a_batch`` saliency maps (B, H, W), ``s_batch`` region label maps (B, H, W),
 ``b_batch`` face boxes (B, 4) as pixel (x0, y0, x1, y1).
 State stays on the device; ``compute`` returns plain Python numbers for storage.
+
+A *comparative* metric (Win %) scores an explainer against the others of a scenario:
+``compute`` returns only its per-image values, and :meth:`Metric.compare` turns every
+explainer's values into scores once all are known.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -25,22 +30,37 @@ class MetricContext:
         bias_attributes: the scenario's bias attributes (may be empty).
         bias_regions: per bias attribute, the region ids linked to it.
         n_classes: number of model outputs.
+        reliance: the model's true reliance per togglable attribute, from counterfactual
+            renders (METHODS §9); empty where the dataset cannot render them.
+        attribute_regions: the region ids of each attribute in ``reliance``.
     """
 
     region_names: tuple[str, ...]
     bias_attributes: tuple[str, ...] = ()
     bias_regions: tuple[tuple[int, ...], ...] = ()
     n_classes: int = 2
+    reliance: Mapping[str, float] = field(default_factory=dict)
+    attribute_regions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RegionScore:
-    """One region of a FaceX summary: mean IoR, rank (1 = most attributed), images present."""
+    """One region of a FaceX summary.
+
+    Attributes:
+        region: the region's name.
+        ior: mean IoR over the images where it is present.
+        rank: 1 = most attributed; None when not ranked.
+        n_present: images where the region has pixels.
+        top_share: share of the images in which the region has the highest IoR (tied
+            regions split an image).
+    """
 
     region: str
     ior: float
     rank: int | None
     n_present: int
+    top_share: float | None = None
 
 
 @dataclass
@@ -65,12 +85,15 @@ class Metric:
         name: registry name, also the key of the primary score.
         direction: "higher" or "lower" is better.
         needs: inputs beyond maps: "masks" (s_batch), "boxes" (b_batch), "bias_regions",
-            "model".
+            "model", "reliance" (counterfactual ground truth in the context).
+        comparative: scored against the other explainers of a scenario (see
+            :meth:`compare`).
     """
 
     name: ClassVar[str] = ""
     direction: ClassVar[Direction] = "higher"
     needs: ClassVar[frozenset[str]] = frozenset()
+    comparative: ClassVar[bool] = False
 
     def __init__(self, context: MetricContext):
         self.context = context
@@ -88,10 +111,19 @@ class Metric:
         s_batch: torch.Tensor | None = None,
         b_batch: torch.Tensor | None = None,
         model: torch.nn.Module | None = None,
+        cache: dict[Any, Any] | None = None,
     ) -> None:
-        """Accumulate one batch."""
+        """Accumulate one batch.
+
+        ``cache`` is scratch space shared by the metrics of one batch, so that work
+        several metrics need (explanation-image confidences) runs once.
+        """
         raise NotImplementedError
 
     def compute(self) -> MetricResult:
         """The score over everything seen since :meth:`reset`."""
         raise NotImplementedError
+
+    def compare(self, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Scores of a comparative metric from every explainer's per-image values."""
+        raise NotImplementedError(f"{type(self).__name__} is not comparative")

@@ -149,28 +149,39 @@ class _ConfidenceMetric(Metric):
         self._y: list[torch.Tensor] = []
         self._o: list[torch.Tensor] = []
 
-    def update(self, *, x_batch, y_batch, a_batch, model=None, **_) -> None:
+    def update(self, *, x_batch, y_batch, a_batch, model=None, cache=None, **_) -> None:
         if model is None:
             raise ValueError(f"{self.name} needs the model")
-        e = explanation_images(x_batch, a_batch, self.variant, self.alpha)
-        # One forward for originals and explanation images together.
-        conf = confidence(model, torch.cat([x_batch, e]), torch.cat([y_batch, y_batch]), self.kind)
-        b = x_batch.shape[0]
-        self._y.append(conf[:b])
-        self._o.append(conf[b:])
+        key = ("confidence", self.variant, self.alpha, self.kind)
+        if cache is not None and key in cache:
+            y, o = cache[key]  # another confidence metric already ran these forwards
+        else:
+            e = explanation_images(x_batch, a_batch, self.variant, self.alpha)
+            # One forward for originals and explanation images together.
+            both = torch.cat([y_batch, y_batch])
+            conf = confidence(model, torch.cat([x_batch, e]), both, self.kind)
+            y, o = conf[: x_batch.shape[0]], conf[x_batch.shape[0] :]
+            if cache is not None:
+                cache[key] = (y, o)
+        self._y.append(y)
+        self._o.append(o)
 
     def _confidences(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not self._y:
             raise ValueError("no batch seen")
         return torch.cat(self._y), torch.cat(self._o)
 
+    @property
+    def settings(self) -> dict[str, object]:
+        """The options a stored score depends on."""
+        return {"variant": self.variant, "alpha": self.alpha, "confidence": self.kind}
+
     def _result(self, per_image: torch.Tensor, o: torch.Tensor, **extra) -> MetricResult:
         self.explanation_confidence = o
         valid = ~per_image.isnan()
         n = int(valid.sum())
         scores = {self.name: float(per_image[valid].mean())} if n else {}
-        details = {"variant": self.variant, "alpha": self.alpha, "confidence": self.kind}
-        return MetricResult(scores, n, details=details | extra, per_image=per_image)
+        return MetricResult(scores, n, details=self.settings | extra, per_image=per_image)
 
 
 class AverageDrop(_ConfidenceMetric):
@@ -211,3 +222,33 @@ class IncreaseInConfidence(_ConfidenceMetric):
     def compute(self) -> MetricResult:
         y, o = self._confidences()
         return self._result(100.0 * (o > y).to(y.dtype), o)
+
+
+class WinPercent(_ConfidenceMetric):
+    """Win % = 100/N Σ 1[the explainer wins image n] (Grad-CAM++ §5.1; METHODS §3).
+
+    The winner of an image is the explainer whose explanation image keeps the highest
+    confidence (positive variant) or gives the lowest (negative variant); k explainers
+    tied share the point. Comparative: scores exist once every explainer of the
+    scenario has run, and over them they sum to 100.
+    """
+
+    name = "win_percent"
+    direction = "higher"
+    comparative = True
+    _direction_by_variant: ClassVar[dict[str, Direction]] = {
+        "negative": "higher",
+        "positive": "higher",
+    }
+
+    def compute(self) -> MetricResult:
+        _, o = self._confidences()
+        result = self._result(o, o)
+        result.scores = {}  # only meaningful against the other explainers: see compare
+        return result
+
+    def compare(self, per_image: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        lengths = {k: v.numel() for k, v in per_image.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"explainers saw different image counts: {lengths}")
+        return win_percent(per_image, higher_wins=self.variant == "positive")

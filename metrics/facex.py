@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from metrics.base import Metric, MetricContext, MetricResult, RegionScore
-from metrics.regions import IorMode, image_ior, rank_regions
+from metrics.regions import IorMode, image_ior, rank_regions, top_share
 
 
 class RankingPosition(Metric):
@@ -16,7 +16,9 @@ class RankingPosition(Metric):
 
     IoR_r = Σ_i IoR_{i,r} / N_r over the images where region r is present. With several
     bias attributes, the score is RP1 (the attribute found first) and ``<name>.rp2`` …
-    the others in order. Also reports every region's IoR and rank (the FaceX summary).
+    the others in order. Also reports every region's IoR and rank (the FaceX summary),
+    and the share of images in which each region has the highest IoR_{i,r}
+    (``details["top_on_bias"]`` sums it over each bias attribute's regions).
 
     Args:
         context: the scenario (region names, bias attributes and their regions).
@@ -47,16 +49,19 @@ class RankingPosition(Metric):
     def reset(self) -> None:
         self._sum: torch.Tensor | None = None
         self._count: torch.Tensor | None = None
+        self._top: torch.Tensor | None = None
         self._n = 0
 
     def update(self, *, a_batch, s_batch=None, **_) -> None:
         if s_batch is None:
             raise ValueError(f"{self.name} needs region masks (s_batch)")
         ior, present = image_ior(a_batch, s_batch, len(self.context.region_names), self.mode)
+        top = top_share(ior, present).sum(0)
         ior = torch.where(present, ior, torch.zeros_like(ior))
         s, c = ior.sum(0), present.sum(0)
         self._sum = s if self._sum is None else self._sum + s
         self._count = c if self._count is None else self._count + c
+        self._top = top if self._top is None else self._top + top
         self._n += a_batch.shape[0]
 
     def region_ior(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,8 +77,9 @@ class RankingPosition(Metric):
             valid[r] = False
         ranks = rank_regions(ior, valid)
         names = self.context.region_names
+        top = (self._top / max(1, self._n)).tolist()
         regions = [
-            RegionScore(names[r], float(ior[r]), int(ranks[r]) or None, int(count[r]))
+            RegionScore(names[r], float(ior[r]), int(ranks[r]) or None, int(count[r]), top[r])
             for r in range(len(names))
         ]
         positions = {}
@@ -88,4 +94,11 @@ class RankingPosition(Metric):
             scores[self.name] = float(found[0])
             for j, p in enumerate(found[1:], start=2):
                 scores[f"{self.name}.rp{j}"] = float(p)
-        return MetricResult(scores, self._n, regions, {"positions": positions, "ior": self.mode})
+        on_bias = {
+            attr: sum(top[r] for r in group)
+            for attr, group in zip(
+                self.context.bias_attributes, self.context.bias_regions, strict=True
+            )
+        }
+        details = {"positions": positions, "ior": self.mode, "top_on_bias": on_bias}
+        return MetricResult(scores, self._n, regions, details)

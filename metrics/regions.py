@@ -74,3 +74,17 @@ def rank_regions(ior: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     ranks = torch.zeros_like(order)
     ranks[order] = torch.arange(1, len(order) + 1, device=ior.device)
     return torch.where(valid, ranks, torch.zeros_like(ranks))
+
+
+def top_share(ior: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(B, R): 1 for the region with the image's highest IoR, 0 elsewhere.
+
+    The per-image version of FaceX's rank 1 (IoR is a mean over the region, so large
+    regions such as background and skin do not win by size). Regions absent from an
+    image cannot win; tied regions share the point, so rows sum to 1 (0 for an image
+    with no region present).
+    """
+    key = torch.where(present, ior, torch.full_like(ior, -torch.inf))
+    best = key.amax(1, keepdim=True)
+    won = (key == best) & present
+    return won.float() / won.sum(1, keepdim=True).clamp_min(1)

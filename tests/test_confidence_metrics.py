@@ -12,6 +12,7 @@ from metrics import MetricContext
 from metrics.confidence import (
     AverageDrop,
     IncreaseInConfidence,
+    WinPercent,
     confidence,
     explanation_images,
     mass_matched,
@@ -188,3 +189,45 @@ def test_positive_variant_matches_pytorch_grad_cam(patch_model):
     assert torch.allclose(ours_drop.compute().per_image, 100 * gc_drop / big_y, atol=1e-3)
     assert torch.equal(ours_inc.compute().per_image, 100 * gc_inc)
     assert 0 < gc_inc.sum() < 8  # both outcomes occur, so the comparison means something
+
+
+def test_win_percent_metric_compares_explanation_confidences():
+    """Negative variant: the map whose darkening lowers confidence most wins the image."""
+    x, y, a = hand_batch()
+    # Explainer "top" darkens the top row on images 0, 1 and nothing on image 2; "none"
+    # marks nothing anywhere, so it keeps Y = O and loses wherever "top" darkens.
+    per_image = {}
+    for name, maps in (("top", a), ("none", torch.zeros_like(a))):
+        metric = WinPercent(CTX)
+        metric.update(x_batch=x, y_batch=y, a_batch=maps, model=MeanModel())
+        result = metric.compute()
+        assert result.scores == {} and result.n == 3  # meaningless alone
+        per_image[name] = result.per_image
+    # Image 0 (class 1): darkening lowers p(1), "top" wins. Image 1 (class 0): darkening
+    # lowers the mean, so p(0) rises: "none" wins. Image 2: both maps empty, a tie.
+    win = WinPercent(CTX).compare(per_image)
+    assert win == pytest.approx({"top": 100 * 1.5 / 3, "none": 100 * 1.5 / 3})
+    positive = WinPercent(CTX, variant="positive").compare(per_image)
+    assert positive == pytest.approx({"top": 100 * 1.5 / 3, "none": 100 * 1.5 / 3})
+    assert WinPercent.comparative and WinPercent(CTX, variant="positive").direction == "higher"
+    with pytest.raises(ValueError, match="different image counts"):
+        WinPercent(CTX).compare({"a": torch.ones(2), "b": torch.ones(3)})
+
+
+def test_confidence_metrics_share_one_forward_through_the_cache(patch_model):
+    g = torch.Generator().manual_seed(2)
+    x, a = torch.rand(4, 3, 32, 32, generator=g), torch.rand(4, 32, 32, generator=g)
+    y = torch.tensor([0, 1, 1, 0])
+    calls = []
+    hook = patch_model.register_forward_hook(lambda *_: calls.append(1))
+    cache: dict = {}
+    shared = [AverageDrop(CTX), IncreaseInConfidence(CTX), WinPercent(CTX)]
+    for metric in shared:
+        metric.update(x_batch=x, y_batch=y, a_batch=a, model=patch_model, cache=cache)
+    other = AverageDrop(CTX, variant="positive")  # different images: its own forward
+    other.update(x_batch=x, y_batch=y, a_batch=a, model=patch_model, cache=cache)
+    hook.remove()
+    assert len(calls) == 2
+    alone = AverageDrop(CTX)
+    alone.update(x_batch=x, y_batch=y, a_batch=a, model=patch_model)
+    assert torch.equal(alone.compute().per_image, shared[0].compute().per_image)

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.runner import run_suite
+from benchmark.store import TABLES
 
 SUITE = """
 name: tiny
@@ -53,17 +54,22 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 def counts(db: Path) -> dict[str, int]:
-    tables = ("runs", "scenarios", "scores", "region_scores", "work_done")
-    return {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+    return {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
+
+
+# One gradcam over two scenarios: 2 scores, 19 regions each, 8 reliance attributes each
+# (the 7 accessories and skin tone), a prototype and a patch grid each.
+TINY_COUNTS = {
+    "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "per_image": 0,
+    "reliance": 2 * 8, "figures": 2 * 2, "work_done": 2,
+}  # fmt: skip
 
 
 def test_tiny_run_rows_and_rerun_adds_nothing(suite, tmp_path):
     db = tmp_path / "out" / "r.duckdb"
     console = quiet()
     run_id = run_suite(suite, console=console)
-    assert counts(db) == {
-        "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "work_done": 2
-    }  # fmt: skip
+    assert counts(db) == TINY_COUNTS
     (status, seed, packages, timings, suite_hash) = rows(
         db, "SELECT status, seed, packages, timings, suite_hash FROM runs"
     )[0]
@@ -94,13 +100,11 @@ def test_tiny_run_rows_and_rerun_adds_nothing(suite, tmp_path):
     )
     assert sorted(r[0] for r in ranks) == list(range(1, len(ranks) + 1))
     text = console.file.getvalue()
-    assert "summary" in text and "lipstick" in text and "ranking_position" in text
+    assert "scores" in text and "lipstick" in text and "ranking position ↓" in text
 
     again = quiet()
     assert run_suite(suite, console=again) == run_id
-    assert counts(db) == {
-        "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "work_done": 2
-    }  # fmt: skip
+    assert counts(db) == TINY_COUNTS
     assert all(r[0] for r in rows(db, "SELECT cached FROM scenarios"))  # models from the cache
     assert "lipstick" in again.file.getvalue()  # summary still shows stored work
 
@@ -136,7 +140,7 @@ def test_interrupted_run_resumes_without_redoing_work(suite, tmp_path, monkeypat
     run_suite(suite, console=quiet())
     assert rows(db, "SELECT status FROM runs") == [("done",)]
     assert counts(db)["work_done"] == 2 and counts(db)["scores"] == 2
-    n_control = rows(db, "SELECT n_test FROM scenarios WHERE scenario = 'control'")[0][0]
+    n_control = rows(db, "SELECT n_explained FROM scenarios WHERE scenario = 'control'")[0][0]
     assert state["explained"] == n_control  # only the unfinished scenario was explained
 
 

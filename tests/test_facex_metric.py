@@ -98,3 +98,26 @@ def test_bad_parameters():
         RankingPosition(ctx(), exclude_regions=["nose"])
     with pytest.raises(ValueError, match="masks"):
         RankingPosition(ctx()).update(a_batch=MAP[None])
+
+
+def test_top_share_by_hand_ties_split():
+    from metrics.regions import top_share
+
+    ior = torch.tensor([[0.1, 0.7, 0.7, 0.9], [0.2, 0.5, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    present = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]]).bool()
+    # Image 0: region 3 is absent, so 1 and 2 tie for the top; image 1: 1 and 2 tie;
+    # image 2: nothing present, no winner.
+    share = top_share(ior, present)
+    assert share.flatten().tolist() == pytest.approx([0, 0.5, 0.5, 0, 0, 0.5, 0.5, 0] + [0] * 4)
+
+
+def test_ranking_position_reports_top_shares():
+    ctx = MetricContext(("a", "b", "c", "d"), ("Attr",), ((1, 2),))
+    metric = RankingPosition(ctx)
+    flat = torch.zeros(4, 4)
+    flat[0, 0] = 1.0  # region 0 holds the only attribution
+    # MAP's top region is 2 (IoR 0.75, see test_soft_ior_by_hand).
+    metric.update(a_batch=torch.stack([MAP, flat]), s_batch=MASK.expand(2, 4, 4))
+    result = metric.compute()
+    assert [r.top_share for r in result.regions] == pytest.approx([0.5, 0, 0.5, 0])
+    assert result.details["top_on_bias"] == pytest.approx({"Attr": 0.5})

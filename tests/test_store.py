@@ -12,15 +12,43 @@ REGION = {"metric": "ranking_position", "region": "skin", "ior": 0.5, "rank": 1,
 def test_writes_are_keyed_and_replace(tmp_path):
     with Store(tmp_path / "r.duckdb") as store:
         assert not store.is_done("run", "sc", "gradcam")
+        figure = {"kind": "prototype", "path": "p.png", "png": b"\x89PNG"}
         store.put_explainer_results("run", "sc", "gradcam", [SCORE], [REGION], 1.0)
         store.put_explainer_results(
-            "run", "sc", "gradcam", [{**SCORE, "value": 2.0}], [REGION], 1.0
-        )
+            "run", "sc", "gradcam", [{**SCORE, "value": 2.0}], [REGION], 1.0,
+            per_image={"win_percent": [0.25, 0.5]}, figures=[figure],
+        )  # fmt: skip
         assert store.is_done("run", "sc", "gradcam")
         assert store.counts() == {
-            "runs": 0, "scenarios": 0, "scores": 1, "region_scores": 1, "work_done": 1
+            "runs": 0, "scenarios": 0, "scores": 1, "region_scores": 1, "per_image": 1,
+            "reliance": 0, "figures": 1, "work_done": 1,
         }  # fmt: skip
         assert store.con.execute("SELECT value FROM scores").fetchall() == [(2.0,)]
+        assert store.per_image("run", "sc", "win_percent") == {"gradcam": [0.25, 0.5]}
+        assert store.con.execute("SELECT png FROM figures").fetchone()[0] == b"\x89PNG"
+
+
+def test_reliance_round_trip(tmp_path):
+    with Store(tmp_path / "r.duckdb") as store:
+        assert store.reliance("run", "sc") == {}
+        rows = [{"attribute": "Wearing_Hat", "regions": ["hat"], "reliance": 0.4, "n": 8}]
+        store.put_reliance("run", "sc", rows)
+        assert store.reliance("run", "sc") == {"Wearing_Hat": 0.4}
+
+
+def test_old_database_gains_new_columns(tmp_path):
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # region_scores as first released
+        con.execute(
+            "CREATE TABLE region_scores (run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, "
+            "metric VARCHAR, region VARCHAR, ior DOUBLE, rank INTEGER, n_present BIGINT, "
+            "PRIMARY KEY (run_id, scenario, explainer, metric, region))"
+        )
+    with Store(path) as store:
+        store.put_explainer_results(
+            "run", "sc", "gradcam", [SCORE], [{**REGION, "top_share": 0.75}], 1.0
+        )
+        assert store.con.execute("SELECT top_share FROM region_scores").fetchall() == [(0.75,)]
 
 
 def test_failed_write_leaves_nothing(tmp_path):

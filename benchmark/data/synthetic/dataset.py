@@ -15,7 +15,15 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.regions import REGION_NAMES
-from benchmark.data.synthetic.params import ATTRIBUTES, DEFAULT_PREVALENCE, GROUPS, sample_params
+from benchmark.data.synthetic.params import (
+    ATTRIBUTES,
+    DEFAULT_PREVALENCE,
+    GROUPS,
+    SKIN_TONES,
+    FaceParams,
+    sample_params,
+    toggle,
+)
 from benchmark.data.synthetic.render import render
 
 # Bump whenever rendering changes, so stale caches are never read.
@@ -41,6 +49,11 @@ class SyntheticFaces:
 
     attribute_names: ClassVar[tuple[str, ...]] = ATTRIBUTES
     group_names: ClassVar[tuple[str, ...]] = GROUPS
+    #: What :meth:`counterfactual` can change, with the values each takes.
+    togglable: ClassVar[dict[str, tuple[int, ...]]] = {
+        **{a: (0, 1) for a in ATTRIBUTES},
+        "skin_tone": tuple(range(len(SKIN_TONES))),
+    }
 
     def __init__(self, n: int = 2000, size: int = 64, prevalence: dict[str, float] | None = None):
         if n < 0 or size < 8:
@@ -75,6 +88,24 @@ class SyntheticFaces:
         if not (folder / "meta.npz").exists():
             self._write(folder, split, seed)
         return _read(folder)
+
+    def counterfactual(self, faces: FaceArrays, attribute: str, value: int) -> torch.Tensor:
+        """The same faces re-rendered with ``attribute`` set to ``value`` (METHODS §9).
+
+        Args:
+            faces: faces of this dataset (any subset; their render parameters travel in
+                ``extras``).
+            attribute: a key of :attr:`togglable`.
+            value: the value every face gets.
+
+        Returns:
+            uint8 images (N, 3, H, W); faces that already had ``value`` come back
+            identical to ``faces.images``, the others differ only in that attribute.
+        """
+        if attribute not in self.togglable:
+            raise ValueError(f"cannot toggle {attribute!r}; togglable: {sorted(self.togglable)}")
+        params = FaceParams.from_dict(faces.extras, "param.")
+        return render(toggle(params, attribute, value), faces.size[0]).images
 
     def _render_into(self, split: str, seed: int, folder: Path | None) -> FaceArrays:
         params = sample_params(self.n, split_seed(split, seed), self.prevalence)
