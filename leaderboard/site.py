@@ -25,7 +25,8 @@ th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 .best{font-weight:700;color:#0a6}.muted{color:#888}a{color:#06c}
 figure{display:inline-block;margin:0 1rem 1rem 0;vertical-align:top}
 figure img{max-width:100%;border:1px solid #ddd;image-rendering:pixelated}
-figcaption{color:#555;font-size:12px}
+figcaption{color:#555;font-size:12px}.n{display:block;color:#888;font-size:11px}
+.wide{overflow-x:auto}
 """
 
 
@@ -48,9 +49,14 @@ def page(title: str, body: str) -> str:
     )
 
 
+def breakable(name: str) -> str:
+    """Escaped, with line-break opportunities after ``_`` and ``.`` for long metric names."""
+    return esc(name).replace("_", "_<wbr>").replace(".", ".<wbr>")
+
+
 def table(head: list[str], rows: list[list[str]]) -> str:
     """Cells are HTML already (escaped by the caller); headers are escaped here."""
-    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    th = "".join(f"<th>{breakable(h)}</th>" for h in head)
     tr = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{tr}</tbody></table>"
 
@@ -121,7 +127,7 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
                 continue
             value, n = per[e]
             best = ' class="best"' if ranks[m][e] == 1 else ""
-            cells.append(f'<span{best}>{fmt(value)}</span> <span class="muted">n={n}</span>')
+            cells.append(f'<span{best}>{fmt(value)}</span><span class="n">n={n}</span>')
         body_rows.append(cells)
     scen = con.execute(
         "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "
@@ -144,7 +150,7 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         "<p>Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or "
         "no bias attribute are left out); ranks per metric follow each metric's direction "
         "(↑ higher is better, ↓ lower), ties share the mean rank.</p>"
-        + table(head, body_rows)
+        + f'<div class="wide">{table(head, body_rows)}</div>'
         + "<h3>Scenarios (accuracy %)</h3>"
         + table(["scenario", "bias", "all", "aligned", "conflicting"], scen_rows)
     )
@@ -156,6 +162,9 @@ def build_site(db: Path, out: Path) -> list[Path]:
     """Write the leaderboard for every suite's latest run in ``db`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # Pages and figures of runs no longer shown would linger: remove what we generated.
+    for stale in [*out.glob("scenario-*.html"), *out.glob("figures/*.png")]:
+        stale.unlink()
     written = []
     with duckdb.connect(str(db), read_only=True) as con:
         runs = latest_runs(con)

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from benchmark.cli import app
 from benchmark.runner import run_suite
-from leaderboard.site import rank_explainers
+from leaderboard.site import build_site, rank_explainers, slug
 from tests.test_e2e import SUITE, quiet
 
 
@@ -31,15 +31,48 @@ def test_run_renders_the_site_from_the_db(db):
     with duckdb.connect(str(db), read_only=True) as con:
         (acc,) = con.execute("SELECT accuracy FROM scenarios WHERE scenario='lipstick'").fetchone()
         (rp,) = con.execute("SELECT value FROM scores WHERE scenario='lipstick'").fetchone()
-    assert "<h2>tiny</h2>" in index and "ranking_position ↓" in index and "gradcam" in index
+    assert "<h2>tiny</h2>" in index and "ranking_<wbr>position ↓" in index
+    assert "gradcam" in index
     assert f"{100 * acc:.1f}" in index  # the scenario's accuracy, from the database
     # The index averages biased scenarios only: here just lipstick (the control is ρ=0.5).
-    assert f'<span class="best">{rp:.0f}</span> <span class="muted">n=' in index
+    assert f'<span class="best">{rp:.0f}</span><span class="n">n=' in index
     pages = sorted((db.parent / "site").glob("scenario-*.html"))
     assert len(pages) == 2
     lipstick = next(p for p in pages if p.name.endswith("lipstick.html")).read_text()
     assert "Region ranking: gradcam" in lipstick and lipstick.count("<tr>") >= 19 + 2
     assert f"<td>{rp:.0f}</td>" in lipstick
+    # Ground truth: one row per measured attribute (4 Wearing_*, Blond_Hair, Eyeglasses,
+    # Smiling, skin_tone), with its regions.
+    assert "Ground truth" in lipstick and lipstick.count("<td>Wearing_") == 4
+    assert "<td>Wearing_Lipstick</td><td>u_lip, l_lip</td>" in lipstick
+    # Figures: written from the DB's bytes, linked from the page.
+    with duckdb.connect(str(db), read_only=True) as con:
+        figs = con.execute(
+            "SELECT kind, png FROM figures WHERE scenario = 'lipstick' ORDER BY kind"
+        ).fetchall()
+    assert [k for k, _ in figs] == ["patches", "prototype"]
+    for kind, png in figs:
+        name = f"figures/{slug(run_id(db), 'lipstick', 'gradcam', kind)}.png"
+        assert f'src="{name}"' in lipstick
+        assert (db.parent / "site" / name).read_bytes() == png
+
+
+def run_id(db) -> str:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute("SELECT run_id FROM runs").fetchone()[0]
+
+
+def test_site_needs_only_the_database(db, tmp_path):
+    """Figures come from the PNG bytes in DuckDB: deleting the run's files changes nothing."""
+    for png in (db.parent / "figures").rglob("*.png"):
+        png.unlink()
+    out = tmp_path / "fresh-site"
+    build_site(db, out)
+    assert len(list((out / "figures").glob("*.png"))) == 2 * 2
+    # A rebuild into the same folder drops pages of runs it no longer shows.
+    (out / "scenario-old-run-x.html").write_text("stale")
+    build_site(db, out)
+    assert not (out / "scenario-old-run-x.html").exists()
 
 
 def test_every_name_is_escaped(db, tmp_path):
