@@ -45,7 +45,7 @@ def summary_table(store: Store, run_id: str) -> Group:
         by_key.setdefault((scenario, explainer), {})[metric] = value
     table = Table(title="scores (↓ lower is better, ↑ higher)")
     table.add_column("scenario")
-    table.add_column("explainer")
+    table.add_column("explainer", no_wrap=True)
     for m, d in metrics.items():
         table.add_column(_header(m, d), justify="right")
     for scenario, *_ in scen:

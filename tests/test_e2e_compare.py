@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from benchmark.cli import app
+from benchmark.data.synthetic import SyntheticFaces
 from benchmark.runner import run_suite
 from tests.test_e2e import SUITE, quiet, rows
 
@@ -92,3 +95,26 @@ def test_interrupted_second_explainer_resumes_to_the_same_win_percent(suite, tmp
     monkeypatch.setattr(IntegratedGradients, "explain", original)
     run_suite(suite, console=quiet(), leaderboard=False)
     assert [r[:3] for r in win_rows(db)] == [r[:3] for r in win_rows(reference)]
+
+
+class PlainFaces(SyntheticFaces):
+    """Synthetic faces that, like a real dataset, cannot re-render a face."""
+
+    counterfactual = None
+
+
+def test_ground_truth_metric_needs_a_dataset_with_counterfactuals(tmp_path):
+    text = TWO.format(db=tmp_path / "out" / "r.duckdb").replace(
+        "test: {name: synthetic_faces", "test: {name: 'tests.test_e2e_compare:PlainFaces'"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = CliRunner().invoke(app, ["run", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "metrics[2]: gt_agreement needs counterfactual renders" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    # Without that metric the same dataset runs, with no reliance rows.
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(text.replace("gt_agreement, ", ""))
+    run_suite(ok, console=quiet(), leaderboard=False)
+    assert rows(tmp_path / "out" / "r.duckdb", "SELECT count(*) FROM reliance") == [(0,)]
