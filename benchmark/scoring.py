@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from benchmark.data.base import FaceArrays
+from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
 from benchmark.models.train import to_pixels
 from benchmark.store import Store
 from metrics.base import Metric, MetricContext
@@ -84,8 +85,6 @@ class FaceXFigures:
 
 
 def _context(p: Plan, sc: Scenario, test: FaceArrays, reliance: dict[str, float]) -> MetricContext:
-    from benchmark.data.regions import ATTRIBUTE_REGIONS
-
     index = test.regions.index
     return MetricContext(
         region_names=tuple(test.regions),
@@ -136,10 +135,10 @@ def explain_and_score(
         defaults = {"batch_size": bs, "seed": p.seed_for("explain", label)}
         explainer = cls(model, **{**defaults, **params})
         metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
+        # The prototype is drawn on CelebAMask-HQ's regions; other protocols get none yet.
+        drawable = masks is not None and set(ctx.region_names) <= set(REGION_NAMES)
         figures = (
-            FaceXFigures(ctx.region_names, patch, fig.top_k)
-            if fig.enabled and masks is not None
-            else None
+            FaceXFigures(ctx.region_names, patch, fig.top_k) if fig.enabled and drawable else None
         )
         task = progress.add_task(f"{label} on {sc.name}", total=len(images))
         t0 = time.perf_counter()
