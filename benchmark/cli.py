@@ -17,6 +17,10 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Benchmark explainers of face-analysis models on suites of injected biases.",
 )
+# Suites may name `package.module:attr` plugins that live beside them, not installed: the
+# working directory is importable, as it is for `python -m`.
+if "" not in sys.path and str(Path.cwd()) not in sys.path:
+    sys.path.insert(0, str(Path.cwd()))
 # Piped output gets 140 columns instead of rich's 80, so the summary keeps one line a row.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)

@@ -35,6 +35,7 @@ from benchmark.report import summary_table
 from benchmark.scoring import explain_and_score
 from benchmark.store import Store
 from benchmark.suite import Scenario, Suite, load_suite, suite_hash
+from explainers.plugin import as_explainer
 from metrics.base import MetricContext
 
 DEFAULT_DB = Path("bench_results/results.duckdb")
@@ -96,7 +97,8 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         except (TypeError, ValueError) as exc:
             raise BenchError(f"{suite.source}: dataset.{split}.params: {exc}") from None
     explainers = [
-        (e.display_name, EXPLAINERS.get(e.name), dict(e.params)) for e in suite.explainers
+        (e.display_name, as_explainer(EXPLAINERS.get(e.name)), dict(e.params))
+        for e in suite.explainers
     ]
     metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
     needs: set[str] = set()

@@ -34,6 +34,7 @@ from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import UnknownNameError, did_you_mean
 from benchmark.registry import Registry
 from benchmark.suite_errors import FileFor, Loc, SuiteError, custom, read, show, translate
+from explainers.plugin import function_params, is_function_explainer
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DIRECTIONS = ("positive", "negative")
@@ -312,7 +313,11 @@ def _check_params(
     """Refuse ``params`` keys the component's signature lacks (after ``skip`` runtime args)."""
     if not params or (target := _load(registry, name)) is None:
         return
-    accepted = _accepted_params(target, skip)
+    if registry is EXPLAINERS and is_function_explainer(target):
+        own = function_params(target)
+        accepted = None if own is None else [*own, "needs_grad", "batch_size", "seed", "device"]
+    else:
+        accepted = _accepted_params(target, skip)
     if accepted is None:
         return
     for key in (k for k in params if k not in accepted):
