@@ -77,6 +77,31 @@ EXPLAINERS.register(
     summary="RISE (Petsiuk et al. 2018): random smooth masks weighted by the target probability.",
 )
 
+EXPLAINERS.register(
+    "gradcam_plusplus",
+    "explainers.cams:GradCAMPlusPlus",
+    aliases=("gradcam++", "grad_cam_plusplus", "GradCAMPlusPlus"),
+    summary="Grad-CAM++ (Chattopadhay et al. 2018): positive gradients, closed-form alphas.",
+)
+EXPLAINERS.register(
+    "scorecam",
+    "explainers.cams:ScoreCAM",
+    aliases=("score_cam", "ScoreCAM"),
+    summary="Score-CAM (Wang et al. 2020): channels weighted by masked-image scores (softmax).",
+)
+EXPLAINERS.register(
+    "hirescam",
+    "explainers.cams:HiResCAM",
+    aliases=("hires_cam", "HiResCAM"),
+    summary="HiRes-CAM (Draelos & Carin 2020): ReLU of the summed gradient-times-activation.",
+)
+EXPLAINERS.register(
+    "layercam",
+    "explainers.cams:LayerCAM",
+    aliases=("layer_cam", "LayerCAM"),
+    summary="Layer-CAM (Jiang et al. 2021): activations weighted by their own positive gradients.",
+)
+
 METRICS.register(
     "ranking_position",
     "metrics.facex:RankingPosition",
@@ -112,4 +137,16 @@ METRICS.register(
     "metrics.ground_truth:GroundTruthAgreement",
     aliases=("ground_truth", "reliance_agreement"),
     summary="Spearman of region ranking vs true reliance from counterfactual renders (§9).",
+)
+METRICS.register(
+    "deletion_auc",
+    "metrics.deletion:DeletionAUC",
+    aliases=("deletion",),
+    summary="Deletion AUC: class probability as the most salient pixels are removed (RISE §4.1).",
+)
+METRICS.register(
+    "insertion_auc",
+    "metrics.deletion:InsertionAUC",
+    aliases=("insertion",),
+    summary="Insertion AUC: class probability as salient pixels return to a blurred image (RISE).",
 )

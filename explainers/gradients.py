@@ -38,8 +38,9 @@ def seeded_global_rng(seed: int, device: torch.device) -> Iterator[None]:
     no generator argument; forking it makes those draws a function of ``seed`` and leaves
     the caller's RNG stream exactly as it was.
     """
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()]
-    devices = cuda if device.type == "cuda" else []
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=devices):
         torch.default_generator.manual_seed(seed)
         for d in devices:

@@ -214,10 +214,11 @@ class MinPlus(Explainer):
         )
         s_x = s[:b].gather(1, y[:, None])[:, 0]
         s_z = s[b][y]
+        zs = black.expand_as(x)
         rem = self._logged("h0-", b, lambda: self.grid_scores(x, None, y, win))
-        rev = self._logged("h0+", b, lambda: self.grid_scores(x, x, y, win))  # Z⊙(1−G)+X⊙G = X⊙G
+        rev = self._logged("h0+", b, lambda: self.grid_scores(zs, x, y, win))
         h1m, st_m = self._greedy(rem, s_x, x, None, y, win, -1, "h1-")
-        h1p, st_p = self._greedy(rev, s_z, black.expand_as(x), x, y, win, +1, "h1+")
+        h1p, st_p = self._greedy(rev, s_z, zs, x, y, win, +1, "h1+")
         self.last_steps = torch.stack([st_m, st_p], 1).cpu()
         self.forwards += self.last_forwards
         self.images += self.last_images

@@ -30,7 +30,7 @@ def rise_gauss_masks(
     size: int | tuple[int, int],
     sigma: float,
     generator: torch.Generator,
-    chunk: int = 256,
+    chunk: int = 64,
 ) -> torch.Tensor:
     """(n, H, W) float32 masks in [0, 1] of Gaussian blobs, on ``generator``'s device.
 

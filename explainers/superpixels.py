@@ -146,17 +146,23 @@ class _SuperpixelExplainer(Explainer):
         maps = []
         for x, y, seg in zip(x_batch, y_batch, segments, strict=True):
             with seeded_global_rng(derived_seed(gen), self.device):
-                weights = self.captum_method().attribute(
-                    x[None],
-                    baselines=0.0,
-                    target=y[None],
-                    feature_mask=seg[None, None],
-                    n_samples=self.n_samples,
-                    perturbations_per_eval=self.per_eval(),
-                    return_input_shape=False,
-                )
+                weights = self.superpixel_weights(x, y, seg)
             maps.append(self.weights_to_map(weights.reshape(-1).float(), seg))
         return torch.stack(maps)
+
+    def superpixel_weights(
+        self, x: torch.Tensor, y: torch.Tensor, seg: torch.Tensor
+    ) -> torch.Tensor:
+        """(K,) weights of one (C, H, W) image's superpixels ``seg`` for class ``y``."""
+        return self.captum_method().attribute(
+            x[None],
+            baselines=0.0,
+            target=y[None],
+            feature_mask=seg[None, None],
+            n_samples=self.n_samples,
+            perturbations_per_eval=self.per_eval(),
+            return_input_shape=False,
+        )
 
 
 class LIME(_SuperpixelExplainer):
@@ -225,3 +231,14 @@ class KernelSHAP(_SuperpixelExplainer):
         method = CaptumKernelShap(self.model)
         method.interpretable_model = WeightedLinearSurrogate(alpha=0.0)
         return method
+
+    def superpixel_weights(
+        self, x: torch.Tensor, y: torch.Tensor, seg: torch.Tensor
+    ) -> torch.Tensor:
+        if int(seg.max()) > 0:
+            return super().superpixel_weights(x, y, seg)
+        # One superpixel (SLIC merges everything on flat or noisy images): captum's
+        # coalition-size distribution is undefined for M = 1, and the exact Shapley
+        # value of a lone player is f_y(x) − f_y(black), one forward of two images.
+        logits = self.model(torch.stack([x, torch.zeros_like(x)]))
+        return (logits[0, y] - logits[1, y]).reshape(1)
