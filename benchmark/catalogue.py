@@ -102,6 +102,74 @@ EXPLAINERS.register(
     summary="Layer-CAM (Jiang et al. 2021): activations weighted by their own positive gradients.",
 )
 
+EXPLAINERS.register(
+    "minplus",
+    "explainers.minplus:MinPlus",
+    aliases=("MinPlus", "min_plus"),
+    summary="MinPlus (Mery & Morris): Gaussian removal and reveal, single and greedy, averaged.",
+)
+EXPLAINERS.register(
+    "avg",
+    "explainers.minplus:AVG",
+    aliases=("AVG",),
+    summary="AVG (MinPlus's predecessor): the four maps smoothed and scaled each, then averaged.",
+)
+EXPLAINERS.register(
+    "rise_gauss",
+    "explainers.rise_gauss:RISEgauss",
+    aliases=("RISEgauss", "rise-gauss"),
+    summary="RISEgauss: RISE with masks of random Gaussian blobs instead of grid cells.",
+)
+
+EXPLAINERS.register(
+    "saliency",
+    "explainers.gradients:Saliency",
+    aliases=("Saliency", "vanilla_gradient"),
+    summary="Saliency (Simonyan et al. 2014), captum's: |∂logit/∂x| summed over channels.",
+)
+EXPLAINERS.register(
+    "smoothgrad",
+    "explainers.gradients:SmoothGrad",
+    aliases=("SmoothGrad", "smooth_grad"),
+    summary="SmoothGrad (Smilkov et al. 2017), captum's NoiseTunnel: 25 copies, σ=0.15, seeded.",
+)
+EXPLAINERS.register(
+    "input_x_gradient",
+    "explainers.gradients:InputXGradient",
+    aliases=("InputXGradient", "ixg", "gradient_x_input"),
+    summary="Input × Gradient (Shrikumar et al. 2016), captum's, signed.",
+)
+EXPLAINERS.register(
+    "deeplift",
+    "explainers.gradients:DeepLift",
+    aliases=("DeepLift", "deep_lift"),
+    summary="DeepLIFT-Rescale (Shrikumar et al. 2017), captum's, black baseline, signed.",
+)
+EXPLAINERS.register(
+    "guided_backprop",
+    "explainers.guided:GuidedBackprop",
+    aliases=("GuidedBackprop", "gbp"),
+    summary="Guided Backpropagation (Springenberg et al. 2015), captum's, magnitude per channel.",
+)
+EXPLAINERS.register(
+    "guided_gradcam",
+    "explainers.guided:GuidedGradCAM",
+    aliases=("GuidedGradCAM", "guided_grad_cam"),
+    summary="Guided Grad-CAM (Selvaraju et al. 2017), captum's: |guided backprop| × Grad-CAM.",
+)
+EXPLAINERS.register(
+    "lime",
+    "explainers.superpixels:LIME",
+    aliases=("LIME", "lime_map"),
+    summary="LIME (Ribeiro et al. 2016) on SLIC superpixels; map = superpixel weights (LIME-map).",
+)
+EXPLAINERS.register(
+    "kernel_shap",
+    "explainers.superpixels:KernelSHAP",
+    aliases=("KernelSHAP", "kernelshap"),
+    summary="KernelSHAP (Lundberg & Lee 2017), captum's on SLIC superpixels, black baseline.",
+)
+
 METRICS.register(
     "ranking_position",
     "metrics.facex:RankingPosition",

@@ -137,14 +137,20 @@ class MinPlus(Explainer):
         return out.softmax(1) if self.score == "softmax" else out
 
     def grid_scores(
-        self, cur: torch.Tensor, src: torch.Tensor | None, y: torch.Tensor, win: torch.Tensor
+        self,
+        cur: torch.Tensor,
+        src: torch.Tensor | None,
+        y: torch.Tensor,
+        win: torch.Tensor,
+        phase: str = "grid",
     ) -> torch.Tensor:
         """f(cur_b ⊙ (1 − G_p) + src_b ⊙ G_p) for every image b and window p: (B, P).
 
         ``src=None`` is black (removal). The B·P perturbed images are built and scored
-        chunk by chunk, ``cap`` images per forward.
+        chunk by chunk, ``cap`` images per forward; the round is logged under ``phase``.
         """
         b, p = len(cur), len(win)
+        before = self.last_forwards
         out = cur.new_empty(b * p)
         for s in range(0, b * p, self.cap):
             idx = torch.arange(s, min(s + self.cap, b * p), device=cur.device)
@@ -154,13 +160,8 @@ class MinPlus(Explainer):
             if src is not None:
                 imgs += src[bi] * g
             out[s : s + len(idx)] = self._forward(imgs).gather(1, y[bi, None])[:, 0]
+        self.last_rounds.append((phase, b, self.last_forwards - before))
         return out.view(b, p)
-
-    def _logged(self, phase: str, n: int, fn):
-        before = self.last_forwards
-        out = fn()
-        self.last_rounds.append((phase, n, self.last_forwards - before))
-        return out
 
     def _greedy(self, first, s0, start, src, y, win, sign: int, phase: str):
         """Greedy removal (sign −1, records drops) or reveal (sign +1, records gains).
@@ -180,9 +181,7 @@ class MinPlus(Explainer):
                 scores = first
             else:
                 sa = None if src is None else src[active]
-                scores = self._logged(
-                    phase, len(active), lambda: self.grid_scores(cur[active], sa, y[active], win)
-                )
+                scores = self.grid_scores(cur[active], sa, y[active], win, phase)
             best = (sign * scores).argmax(1)
             new = scores.gather(1, best[:, None])[:, 0]
             delta = sign * (new - prev[active])
@@ -207,16 +206,13 @@ class MinPlus(Explainer):
         black = x.new_zeros(1, c, h, w)
         # f(X) for every image and f(Z) of one black image (its scores for every class).
         base = torch.cat([x, black])
-        s = self._logged(
-            "base",
-            len(base),
-            lambda: torch.cat([self._forward(base[i : i + self.cap]) for i in range(0, b + 1, self.cap)]),
-        )
+        s = torch.cat([self._forward(base[i : i + self.cap]) for i in range(0, b + 1, self.cap)])
+        self.last_rounds.append(("base", b + 1, self.last_forwards))
         s_x = s[:b].gather(1, y[:, None])[:, 0]
         s_z = s[b][y]
         zs = black.expand_as(x)
-        rem = self._logged("h0-", b, lambda: self.grid_scores(x, None, y, win))
-        rev = self._logged("h0+", b, lambda: self.grid_scores(zs, x, y, win))
+        rem = self.grid_scores(x, None, y, win, "h0-")
+        rev = self.grid_scores(zs, x, y, win, "h0+")  # Z ⊙ (1 − G) + X ⊙ G
         h1m, st_m = self._greedy(rem, s_x, x, None, y, win, -1, "h1-")
         h1p, st_p = self._greedy(rev, s_z, zs, x, y, win, +1, "h1+")
         self.last_steps = torch.stack([st_m, st_p], 1).cpu()

@@ -24,8 +24,9 @@ RUNTIME_ARGS = ("model", "x_batch", "target")
 
 
 def is_function_explainer(obj: Any) -> bool:
-    """A callable that is not an ``Explainer`` class (a function, or a callable object)."""
-    return callable(obj) and not (isinstance(obj, type) and issubclass(obj, Explainer))
+    """A function or callable object; classes (``Explainer`` subclasses or duck-typed
+    ones taking the model first) are constructed as they are."""
+    return callable(obj) and not isinstance(obj, type)
 
 
 def function_params(fn: ExplainFn) -> list[str] | None:
@@ -63,7 +64,7 @@ class FunctionExplainer(Explainer):
 
 
 def as_explainer(obj: Any) -> Callable[..., Explainer]:
-    """An ``Explainer`` class as is; a function wrapped so it builds a FunctionExplainer."""
+    """A class as is; a function wrapped so that calling it builds a FunctionExplainer."""
     if not is_function_explainer(obj):
         return obj
 

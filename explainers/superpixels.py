@@ -32,6 +32,8 @@ def slic_segments(
     Computed by scikit-image on the CPU (the image is copied off the device and the
     labels copied back). Colour images are segmented in CIELAB (skimage's default), so
     ``compactness`` has skimage's usual scale. Ids are renumbered to be contiguous.
+    On pixel noise the default compactness gives a single superpixel (the noise
+    fragments every cluster and SLIC's connectivity step merges the fragments).
     """
     img = image.detach().float().clamp(0.0, 1.0).permute(1, 2, 0).cpu().double().numpy()
     labels = slic(

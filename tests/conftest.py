@@ -58,3 +58,33 @@ def _isolated_cache(tmp_path, monkeypatch):
     """No test reads or writes the user's cache or the working directory's DB."""
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(2)
+
+
+def count_forwards(model: nn.Module, explainer, x: torch.Tensor, y: torch.Tensor) -> list[int]:
+    """Images per forward of ``model`` while ``explainer`` explains ``(x, y)``."""
+    sizes: list[int] = []
+    handle = model.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    try:
+        explainer.explain(x, y)
+    finally:
+        handle.remove()
+    return sizes
+
+
+def check_generic(make, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The checks every explainer passes (see tests/test_explainers.py), for one factory:
+    (B,H,W) float32 on the input's device, finite, deterministic, peaks inside PATCH for
+    class 1 on the patch model, and no hooks left. Returns the maps for ``y``."""
+    maps = make(model).explain(x, y)
+    assert maps.shape == (len(x), *x.shape[-2:]) and maps.dtype == torch.float32
+    assert maps.device == x.device and torch.isfinite(maps).all()
+    ones = torch.ones(len(x), dtype=torch.long)
+    a, b = make(model).explain(x, ones), make(model).explain(x, ones)
+    assert torch.equal(a, b)
+    for m in a:
+        r, c = divmod(int(m.argmax()), m.shape[1])
+        assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
+    for module in model.modules():
+        assert not module._forward_hooks and not module._backward_hooks
+        assert not module._forward_pre_hooks
+    return maps

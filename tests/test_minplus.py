@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from explainers.minplus import AVG, MinPlus, gaussian_windows, minmax
-from tests.conftest import PATCH
+from tests.conftest import check_generic
 
 CLASSES = (MinPlus, AVG)
 
@@ -47,21 +47,10 @@ class RegionLinear:
 def test_generic_checks(cls, patch_model, batch):
     x, y = batch
     make = lambda model: cls(model, batch_size=3, seed=0, t_max=3)  # noqa: E731
-    maps = make(patch_model).explain(x, y)
-    assert maps.shape == (5, 32, 32) and maps.dtype == torch.float32
-    assert maps.device == x.device and torch.isfinite(maps).all()
+    maps = check_generic(make, patch_model, x, y)
     assert maps.min() >= 0 and maps.max() <= 1
     # a plain callable (no nn.Module) gives the same maps
     assert torch.equal(make(lambda t: patch_model(t)).explain(x, y), maps)
-    ones = torch.ones(5, dtype=torch.long)
-    a, b = make(patch_model).explain(x, ones), make(patch_model).explain(x, ones)
-    assert torch.equal(a, b)
-    for m in a:
-        r, c = divmod(int(m.argmax()), m.shape[1])
-        assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
-    for module in patch_model.modules():
-        assert not module._forward_hooks and not module._backward_hooks
-        assert not module._forward_pre_hooks
 
 
 def test_windows_grid_and_peak():
@@ -90,17 +79,17 @@ def test_h0_maps_match_hand_formula(score, batch):
     e = MinPlus(model, batch_size=3, t_max=0, score=score)
     maps = e.grid_maps(x, y)
     assert maps["h0_minus"].shape == (2, 16, 16)
-    k, l = 5, 12  # grid point: centre pixel (11, 25), inside REGION
-    g = _hand_window(2 * k + 1, 2 * l + 1, 0.075 * 32)
+    gi, gj = 5, 12  # grid point: centre pixel (11, 25), inside REGION
+    g = _hand_window(2 * gi + 1, 2 * gj + 1, 0.075 * 32)
     f = (lambda t: model(t)[:, 1]) if score == "logit" else (lambda t: model(t).softmax(1)[:, 1])
     h0m = f(x) - f(x * (1 - g))  # one forward of the removed image
     h0p = f(x * g) - f(torch.zeros_like(x))
-    torch.testing.assert_close(maps["h0_minus"][:, k, l], h0m, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(maps["h0_plus"][:, k, l], h0p, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(maps["h0_minus"][:, gi, gj], h0m, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(maps["h0_plus"][:, gi, gj], h0p, rtol=1e-5, atol=1e-7)
     if score == "logit":  # linear model: H0⁻ = w Σ_REGION x·G exactly
         r = RegionLinear.REGION
         lin = model.w * (x[:, :, r[0], r[1]] * g[r[0], r[1]]).sum(dim=(1, 2, 3))
-        torch.testing.assert_close(maps["h0_minus"][:, k, l], lin, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(maps["h0_minus"][:, gi, gj], lin, rtol=1e-5, atol=1e-7)
     assert not maps["h1_minus"].any() and not maps["h1_plus"].any()  # t_max = 0
 
 
@@ -127,6 +116,7 @@ def test_greedy_maps_match_the_papers_loops(patch_model, batch):
     e = MinPlus(patch_model, step=1 / 4, t_max=4, theta=0.002)
     maps = e.grid_maps(x, y)
     win, _ = e.windows(32, 32)
+    assert e.last_steps.tolist() == [[4, 4], [1, 1]]  # class 0: the first drop is negative
     for i in range(2):
         f = lambda t, i=i: patch_model(t).detach().softmax(1)[0, y[i]]  # noqa: E731
         for key, reveal in (("h1_minus", False), ("h1_plus", True)):
