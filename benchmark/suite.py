@@ -211,10 +211,7 @@ class ExplainSpec(_Spec):
 
 
 class FiguresSpec(_Spec):
-    """FaceX summary figures (METHODS §2): the face prototype and high-impact patches.
-
-    ``patch_size`` is the side Z of a patch in pixels; by default image side / 32.
-    """
+    """FaceX figures (METHODS §2); ``patch_size`` is the patch side, default side / 32."""
 
     enabled: StrictBool = True
     patch_size: PosInt | None = None
@@ -313,9 +310,8 @@ def _check_params(
     """Refuse ``params`` keys the component's signature lacks (after ``skip`` runtime args)."""
     if not params or (target := _load(registry, name)) is None:
         return
-    if registry is EXPLAINERS and is_function_explainer(target):
-        own = function_params(target)
-        accepted = None if own is None else [*own, "needs_grad", "batch_size", "seed", "device"]
+    if registry is EXPLAINERS and is_function_explainer(target):  # fn(model, x, target, **p)
+        accepted = function_params(target, extra=("needs_grad", "batch_size", "seed", "device"))
     else:
         accepted = _accepted_params(target, skip)
     if accepted is None:

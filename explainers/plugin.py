@@ -29,12 +29,13 @@ def is_function_explainer(obj: Any) -> bool:
     return callable(obj) and not isinstance(obj, type)
 
 
-def function_params(fn: ExplainFn) -> list[str] | None:
-    """Keyword parameters ``fn`` accepts after the runtime arguments; None if any."""
+def function_params(fn: ExplainFn, extra: tuple[str, ...] = ()) -> list[str] | None:
+    """Keyword parameters ``fn`` accepts after the runtime arguments (then ``extra``);
+    None if it accepts any."""
     params = list(inspect.signature(fn).parameters.values())[len(RUNTIME_ARGS) :]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    return [p.name for p in params if p.kind is not inspect.Parameter.VAR_POSITIONAL] + [*extra]
 
 
 class FunctionExplainer(Explainer):

@@ -106,6 +106,17 @@ class _PixelCurve(Metric):
         kernel = 2 * round(2 * sigma) + 1
         return gaussian_blur(x_batch, [kernel, kernel], [sigma, sigma])
 
+    def ends(self, x_batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The curve's first and last image: pixels move from one to the other."""
+        raise NotImplementedError
+
+    def update(self, *, x_batch, y_batch, a_batch, model=None, **_) -> None:
+        if model is None:
+            raise ValueError(f"{self.name} needs the model")
+        start, end = self.ends(x_batch)
+        c = curve(model, x_batch, y_batch, a_batch, start, end, self.steps)
+        self._auc.append(trapezoid_auc(c))
+
     def compute(self) -> MetricResult:
         if not self._auc:
             raise ValueError("no batch seen")
@@ -122,11 +133,8 @@ class DeletionAUC(_PixelCurve):
     direction: ClassVar[Direction] = "lower"
     default_baseline = "black"
 
-    def update(self, *, x_batch, y_batch, a_batch, model=None, **_) -> None:
-        if model is None:
-            raise ValueError(f"{self.name} needs the model")
-        c = curve(model, x_batch, y_batch, a_batch, x_batch, self.destroyed(x_batch), self.steps)
-        self._auc.append(trapezoid_auc(c))
+    def ends(self, x_batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x_batch, self.destroyed(x_batch)
 
 
 class InsertionAUC(_PixelCurve):
@@ -136,8 +144,5 @@ class InsertionAUC(_PixelCurve):
     direction: ClassVar[Direction] = "higher"
     default_baseline = "blur"
 
-    def update(self, *, x_batch, y_batch, a_batch, model=None, **_) -> None:
-        if model is None:
-            raise ValueError(f"{self.name} needs the model")
-        c = curve(model, x_batch, y_batch, a_batch, self.destroyed(x_batch), x_batch, self.steps)
-        self._auc.append(trapezoid_auc(c))
+    def ends(self, x_batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.destroyed(x_batch), x_batch

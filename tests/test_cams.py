@@ -11,7 +11,6 @@ import torch
 
 from benchmark.models.archs import small_cnn
 from explainers.cams import GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM
-from tests.conftest import PATCH
 
 pgc = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
@@ -103,36 +102,8 @@ def make(cls, model):
     return cls(model, batch_size=3, seed=0)
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
-def test_maps_shape_device_finite(cls, patch_model, batch):
-    x, y = batch
-    maps = make(cls, patch_model).explain(x, y)
-    assert maps.shape == (5, 32, 32) and maps.dtype == torch.float32
-    assert maps.device == x.device and torch.isfinite(maps).all()
-
-
-@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
-def test_deterministic_for_a_seed(cls, patch_model, batch):
-    x, y = batch
-    assert torch.equal(make(cls, patch_model).explain(x, y), make(cls, patch_model).explain(x, y))
-
-
-@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
-def test_map_peaks_inside_the_patch_the_logit_reads(cls, patch_model, batch):
-    x, _ = batch
-    maps = make(cls, patch_model).explain(x, torch.ones(5, dtype=torch.long))
-    for m in maps:
-        r, c = divmod(int(m.argmax()), m.shape[1])
-        assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
-
-
-@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
-def test_hooks_are_removed(cls, patch_model, batch):
-    x, y = batch
-    make(cls, patch_model).explain(x, y)
-    for module in patch_model.modules():
-        assert not module._forward_hooks and not module._backward_hooks
-        assert not module._forward_pre_hooks
+# The generic checks (shape, determinism, peak in the patch, hooks removed) run for every
+# registered explainer in tests/test_explainers.py.
 
 
 @pytest.mark.parametrize("cls", [GradCAMPlusPlus, HiResCAM, LayerCAM], ids=lambda c: c.name)
