@@ -5,7 +5,6 @@ over all explainers of the scenario.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,16 +15,13 @@ from benchmark.data.base import FaceArrays
 from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
 from benchmark.models.train import to_pixels
 from benchmark.store import Store
+from leaderboard.site import slug
 from metrics.base import Metric, MetricContext
-from metrics.regions import image_ior
+from metrics.regions import RegionIoR
 
 if TYPE_CHECKING:
     from benchmark.runner import Plan
     from benchmark.suite import Scenario
-
-
-def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
 
 
 class FaceXFigures:
@@ -42,27 +38,22 @@ class FaceXFigures:
 
         self.region_names = region_names
         self.patches = HighImpactPatches(region_names, patch, top_k)
-        self._sum: torch.Tensor | None = None
-        self._count: torch.Tensor | None = None
+        self.ior = RegionIoR(len(region_names))
 
     def update(
         self, x_batch: torch.Tensor, a_batch: torch.Tensor, s_batch: torch.Tensor, offset: int
     ) -> None:
-        ior, present = image_ior(a_batch, s_batch, len(self.region_names))
-        s = torch.where(present, ior, torch.zeros_like(ior)).sum(0)
-        c = present.sum(0)
-        self._sum = s if self._sum is None else self._sum + s
-        self._count = c if self._count is None else self._count + c
+        self.ior.update(a_batch, s_batch)
         self.patches.update(x_batch, a_batch, s_batch, offset)
 
     def render(self, folder: Path, stem: str, title: str) -> list[dict[str, Any]]:
         """Write both PNGs into ``folder``; rows for the ``figures`` table."""
         from benchmark.figures import encode_png, patch_grid_figure, prototype_figure
 
-        if self._sum is None or self._count is None:
+        if self.ior.n == 0:
             return []
-        ior = (self._sum / self._count.clamp_min(1)).tolist()
-        present = (self._count > 0).tolist()
+        mean, count = self.ior.result()
+        ior, present = mean.tolist(), (count > 0).tolist()
         by_region = {
             r: (v if ok else None) for r, v, ok in zip(self.region_names, ior, present, strict=True)
         }
@@ -166,7 +157,7 @@ def explain_and_score(
         rows = []
         if figures is not None:
             folder = p.db.parent / "figures" / p.run_id[:16]
-            rows = figures.render(folder, _slug(sc.name, label), f"{label} on {sc.name}")
+            rows = figures.render(folder, slug(sc.name, label), f"{label} on {sc.name}")
         store.put_explainer_results(
             p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0, per_image, rows
         )

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from metrics.base import Metric, MetricContext, MetricResult, RegionScore
-from metrics.regions import IorMode, image_ior, rank_regions, top_share
+from metrics.regions import IorMode, RegionIoR, rank_regions, top_share
 
 
 class RankingPosition(Metric):
@@ -47,28 +47,18 @@ class RankingPosition(Metric):
         super().__init__(context)
 
     def reset(self) -> None:
-        self._sum: torch.Tensor | None = None
-        self._count: torch.Tensor | None = None
+        self._ior = RegionIoR(len(self.context.region_names), self.mode)
         self._top: torch.Tensor | None = None
-        self._n = 0
 
     def update(self, *, a_batch, s_batch=None, **_) -> None:
         if s_batch is None:
             raise ValueError(f"{self.name} needs region masks (s_batch)")
-        ior, present = image_ior(a_batch, s_batch, len(self.context.region_names), self.mode)
-        top = top_share(ior, present).sum(0)
-        ior = torch.where(present, ior, torch.zeros_like(ior))
-        s, c = ior.sum(0), present.sum(0)
-        self._sum = s if self._sum is None else self._sum + s
-        self._count = c if self._count is None else self._count + c
+        top = top_share(*self._ior.update(a_batch, s_batch)).sum(0)
         self._top = top if self._top is None else self._top + top
-        self._n += a_batch.shape[0]
 
     def region_ior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """IoR_r (R,) and N_r (R,) over everything seen."""
-        if self._sum is None or self._count is None:
-            raise ValueError("no batch seen")
-        return self._sum / self._count.clamp_min(1), self._count
+        return self._ior.result()
 
     def compute(self) -> MetricResult:
         ior, count = self.region_ior()
@@ -77,7 +67,7 @@ class RankingPosition(Metric):
             valid[r] = False
         ranks = rank_regions(ior, valid)
         names = self.context.region_names
-        top = (self._top / max(1, self._n)).tolist()
+        top = (self._top / max(1, self._ior.n)).tolist()
         regions = [
             RegionScore(names[r], float(ior[r]), int(ranks[r]) or None, int(count[r]), top[r])
             for r in range(len(names))
@@ -101,4 +91,4 @@ class RankingPosition(Metric):
             )
         }
         details = {"positions": positions, "ior": self.mode, "top_on_bias": on_bias}
-        return MetricResult(scores, self._n, regions, details)
+        return MetricResult(scores, self._ior.n, regions, details)

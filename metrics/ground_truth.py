@@ -15,7 +15,7 @@ import torch
 from scipy.stats import spearmanr
 
 from metrics.base import Metric, MetricResult
-from metrics.regions import image_ior
+from metrics.regions import RegionIoR
 
 
 def attribute_scores(
@@ -46,27 +46,18 @@ class GroundTruthAgreement(Metric):
     needs = frozenset({"masks", "reliance"})
 
     def reset(self) -> None:
-        self._sum: torch.Tensor | None = None
-        self._count: torch.Tensor | None = None
-        self._n = 0
+        self._ior = RegionIoR(len(self.context.region_names))
 
     def update(self, *, a_batch, s_batch=None, **_) -> None:
         if s_batch is None:
             raise ValueError(f"{self.name} needs region masks (s_batch)")
-        ior, present = image_ior(a_batch, s_batch, len(self.context.region_names))
-        s = torch.where(present, ior, torch.zeros_like(ior)).sum(0)
-        c = present.sum(0)
-        self._sum = s if self._sum is None else self._sum + s
-        self._count = c if self._count is None else self._count + c
-        self._n += a_batch.shape[0]
+        self._ior.update(a_batch, s_batch)
 
     def compute(self) -> MetricResult:
-        if self._sum is None or self._count is None:
-            raise ValueError("no batch seen")
+        ior, count = self._ior.result()
         if not self.context.reliance:
             raise ValueError(f"{self.name} needs ground-truth reliance in the context")
-        ior = (self._sum / self._count.clamp_min(1)).cpu()
-        present = self._count.cpu() > 0
+        ior, present = ior.cpu(), count.cpu() > 0
         explained = attribute_scores(ior, present, dict(self.context.attribute_regions))
         attrs = [a for a in self.context.reliance if a in explained]
         truth = [float(self.context.reliance[a]) for a in attrs]
@@ -83,4 +74,4 @@ class GroundTruthAgreement(Metric):
             top_mine = max(attrs, key=lambda a: explained[a])
             scores[f"{self.name}.top_hit"] = float(top_mine in best)
             details |= {"truth_top": sorted(best), "explainer_top": top_mine}
-        return MetricResult(scores, self._n, details=details)
+        return MetricResult(scores, self._ior.n, details=details)

@@ -88,3 +88,34 @@ def top_share(ior: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     best = key.amax(1, keepdim=True)
     won = (key == best) & present
     return won.float() / won.sum(1, keepdim=True).clamp_min(1)
+
+
+class RegionIoR:
+    """Running FaceX summary over batches: Σ_i IoR_{i,r} and N_r, hence IoR_r (§2).
+
+    Args:
+        n_regions: number of region ids.
+        mode: "soft" or "thresholded" (see :func:`image_ior`).
+    """
+
+    def __init__(self, n_regions: int, mode: IorMode = "soft"):
+        self.n_regions, self.mode = n_regions, mode
+        self._sum: torch.Tensor | None = None
+        self._count: torch.Tensor | None = None
+        self.n = 0
+
+    def update(self, a_batch: torch.Tensor, s_batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Add a batch; returns its per-image ``(ior, present)`` for callers that need more."""
+        ior, present = image_ior(a_batch, s_batch, self.n_regions, self.mode)
+        s = torch.where(present, ior, torch.zeros_like(ior)).sum(0)
+        c = present.sum(0)
+        self._sum = s if self._sum is None else self._sum + s
+        self._count = c if self._count is None else self._count + c
+        self.n += a_batch.shape[0]
+        return ior, present
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """IoR_r (R,) and N_r (R,) over everything seen."""
+        if self._sum is None or self._count is None:
+            raise ValueError("no batch seen")
+        return self._sum / self._count.clamp_min(1), self._count
