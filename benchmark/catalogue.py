@@ -169,6 +169,18 @@ EXPLAINERS.register(
     aliases=("KernelSHAP", "kernelshap"),
     summary="KernelSHAP (Lundberg & Lee 2017), captum's on SLIC superpixels, black baseline.",
 )
+EXPLAINERS.register(
+    "cis",
+    "explainers.canonical_saliency:CanonicalImageSaliency",
+    aliases=("CIS", "canonical_image_saliency"),
+    summary="Canonical Image Saliency (John et al. 2021): occlusion on the canonical face grid.",
+)
+EXPLAINERS.register(
+    "cms",
+    "explainers.canonical_saliency:CanonicalModelSaliency",
+    aliases=("CMS", "canonical_model_saliency"),
+    summary="Canonical Model Saliency (John et al. 2021): mean CIS, reprojected on each face.",
+)
 
 METRICS.register(
     "ranking_position",
@@ -217,4 +229,10 @@ METRICS.register(
     "metrics.deletion:InsertionAUC",
     aliases=("insertion",),
     summary="Insertion AUC: class probability as salient pixels return to a blurred image (RISE).",
+)
+METRICS.register(
+    "model_randomisation",
+    "metrics.sanity:ModelRandomisation",
+    aliases=("sanity_check", "mprt", "model_randomization"),
+    summary="Sanity check (Adebayo et al. 2018): Spearman of maps, trained vs randomised layers.",
 )

@@ -241,6 +241,52 @@ def patch_grid_figure(
     return fig
 
 
+def canonical_figure(
+    summary: np.ndarray, face: np.ndarray, title: str = "", size: int = 256, alpha: float = 0.55
+) -> np.ndarray:
+    """An explainer's canonical summary: its mean canonical map over the canonical face.
+
+    (John et al. 2021, Canonical Saliency Maps, Fig. 1.) Blue→red spans the summary's
+    min..max and is blended over the face in grey, so facial parts stay visible.
+
+    Args:
+        summary: (H_F, W_F) mean of the min-max normalised maps projected onto F.
+        face: (H_F, W_F, 3) uint8 picture of the canonical face.
+        title: printed at the top.
+        size: side of the drawn face in pixels.
+        alpha: weight of the heat map in the blend.
+
+    Returns:
+        RGB uint8 image (H, W, 3).
+    """
+    values = np.nan_to_num(np.asarray(summary, dtype=np.float64))
+    lo, hi = float(values.min()), float(values.max())
+    t = (values - lo) / (hi - lo) if hi > lo else np.full_like(values, 0.5)
+    t = cv2.resize(t.astype(np.float32), (size, size), interpolation=cv2.INTER_LINEAR)
+    heat = _jet()[np.clip(np.round(t * 255), 0, 255).astype(int)]
+    grey = cv2.cvtColor(np.ascontiguousarray(face, dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_CUBIC)[..., None]
+    blend = (alpha * heat + (1 - alpha) * grey).round().astype(np.uint8)
+
+    pad = max(4, size // 32)
+    scale = _scale(size)
+    top = _title_height(title, scale * 1.2, pad)
+    bar_w = max(8, size // 20)
+    labels_w = max(_text_size(_fmt(v), scale)[0] for v in (lo, hi))
+    width = max(pad + size + 2 * pad + bar_w + pad + labels_w, _text_size(title, scale * 1.2)[0])
+    fig = np.full((top + size + pad, width + pad, 3), 255, dtype=np.uint8)
+    if title:
+        _put(fig, title, pad, pad, scale * 1.2)
+    fig[top : top + size, pad : pad + size] = blend
+    x_bar, line_h = pad + size + 2 * pad, _text_size("Ag", scale)[1] + 2
+    ramp = _jet()[np.linspace(255, 0, size // 2).round().astype(int)]
+    fig[top + line_h : top + line_h + size // 2, x_bar : x_bar + bar_w] = ramp[:, None, :]
+    _put(fig, "mean map", x_bar, top, scale)
+    _put(fig, _fmt(hi), x_bar + bar_w + pad, top + line_h, scale)
+    _put(fig, _fmt(lo), x_bar + bar_w + pad, top + size // 2, scale)
+    return fig
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB uint8 image (H, W, 3)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

@@ -100,6 +100,15 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         (e.display_name, as_explainer(EXPLAINERS.get(e.name)), dict(e.params))
         for e in suite.explainers
     ]
+    provides = getattr(datasets["test"], "provides", None)  # None: known once loaded
+    for i, (label, cls, _) in enumerate(explainers):
+        lacks = provides is not None and "landmarks" not in provides
+        if "landmarks" in getattr(cls, "needs", ()) and lacks:
+            raise BenchError(
+                f"{suite.source}: explainers[{i}]: {label} needs face landmarks, which "
+                f"dataset.test {suite.dataset.test.name!r} does not provide; expected a "
+                "dataset with landmarks such as synthetic_faces"
+            )
     metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
     needs: set[str] = set()
     for i, (name, cls, params) in enumerate(metrics):

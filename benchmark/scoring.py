@@ -6,6 +6,7 @@ over all explainers of the scenario.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,11 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
+from benchmark.errors import BenchError
 from benchmark.models.train import to_pixels
 from benchmark.store import Store
+from explainers.base import Explainer, fit_and_explain
+from explainers.canonical import CanonicalFace, CanonicalSummary, PiecewiseAffine
 from leaderboard.site import slug
 from metrics.base import Metric, MetricContext
 from metrics.regions import RegionIoR
@@ -33,25 +37,57 @@ class FaceXFigures:
         top_k: patches kept per region.
     """
 
-    def __init__(self, region_names: tuple[str, ...], patch: int, top_k: int):
+    def __init__(
+        self,
+        region_names: tuple[str, ...],
+        patch: int,
+        top_k: int,
+        canonical: CanonicalFace | None = None,
+        image_size: tuple[int, int] = (0, 0),
+    ):
         from metrics.patches import HighImpactPatches
 
         self.region_names = region_names
         self.patches = HighImpactPatches(region_names, patch, top_k)
         self.ior = RegionIoR(len(region_names))
+        self.canonical = canonical
+        self.summary = CanonicalSummary(canonical, image_size) if canonical is not None else None
 
     def update(
-        self, x_batch: torch.Tensor, a_batch: torch.Tensor, s_batch: torch.Tensor, offset: int
+        self,
+        x_batch: torch.Tensor,
+        a_batch: torch.Tensor,
+        s_batch: torch.Tensor | None,
+        l_batch: torch.Tensor | None,
+        offset: int,
     ) -> None:
-        self.ior.update(a_batch, s_batch)
-        self.patches.update(x_batch, a_batch, s_batch, offset)
+        if s_batch is not None:
+            self.ior.update(a_batch, s_batch)
+            self.patches.update(x_batch, a_batch, s_batch, offset)
+        if self.summary is not None and l_batch is not None:
+            self.summary.update(a_batch, l_batch)
 
     def render(self, folder: Path, stem: str, title: str) -> list[dict[str, Any]]:
         """Write both PNGs into ``folder``; rows for the ``figures`` table."""
-        from benchmark.figures import encode_png, patch_grid_figure, prototype_figure
+        from benchmark.figures import canonical_figure, encode_png
 
-        if self.ior.n == 0:
-            return []
+        images = self._facex(title) if self.ior.n else {}
+        if self.summary is not None and self.summary.n:
+            assert self.canonical is not None and self.canonical.image is not None
+            face = self.canonical.image.permute(1, 2, 0).cpu().numpy()
+            images["canonical"] = canonical_figure(self.summary.result().cpu().numpy(), face, title)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for kind, image in images.items():
+            png = encode_png(image)
+            path = folder / f"{stem}-{kind}.png"
+            path.write_bytes(png)
+            rows.append({"kind": kind, "path": str(path), "png": png})
+        return rows
+
+    def _facex(self, title: str) -> dict[str, Any]:
+        from benchmark.figures import patch_grid_figure, prototype_figure
+
         mean, count = self.ior.result()
         ior, present = mean.tolist(), (count > 0).tolist()
         by_region = {
@@ -61,18 +97,31 @@ class FaceXFigures:
             (r for r, v in by_region.items() if v is not None),
             key=lambda r: -ior[self.region_names.index(r)],
         )
-        images = {
+        return {
             "prototype": prototype_figure(by_region, title=title),
             "patches": patch_grid_figure(self.patches.result(), order, title=title),
         }
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = []
-        for kind, image in images.items():
-            png = encode_png(image)
-            path = folder / f"{stem}-{kind}.png"
-            path.write_bytes(png)
-            rows.append({"kind": kind, "path": str(path), "png": png})
-        return rows
+
+
+def canonical_for(dataset: Any, faces: FaceArrays) -> tuple[CanonicalFace | None, Any]:
+    """The canonical face of a scenario and the explained faces' landmarks (§7).
+
+    The dataset's own canonical render where it has one with the same landmarks, else
+    the mean landmark shape of the explained faces with their mean warped image.
+    """
+    points = faces.correspondence_points()
+    if points is None or len(faces) == 0:
+        return None, None
+    render = getattr(dataset, "canonical", None)
+    if callable(render):
+        ref = render(faces.size[0])
+        ref_points = ref.correspondence_points()
+        if ref_points is not None and ref_points.shape[1:] == points.shape[1:]:
+            return CanonicalFace(ref_points[0].float(), faces.size, ref.images[0]), points
+    face = CanonicalFace.mean_of(points, faces.size)
+    warped = PiecewiseAffine(face, faces.size).project(faces.images.float(), points.float())
+    image = warped.mean(0).round().clamp(0, 255).to(torch.uint8)
+    return CanonicalFace(face.points, face.size, image), points
 
 
 def _context(p: Plan, sc: Scenario, test: FaceArrays, reliance: dict[str, float]) -> MetricContext:
@@ -117,35 +166,53 @@ def explain_and_score(
     images = test.images.to(p.device)  # uint8: the explained set moves once
     masks = test.label_maps.to(p.device) if test.label_maps is not None else None
     boxes = test.boxes.to(p.device) if test.boxes is not None else None
+    canonical, points = canonical_for(p.datasets["test"], test)
+    points = points.to(p.device) if points is not None else None
     targets = targets.to(p.device)
     fig = p.suite.figures
     patch = fig.patch_size or max(1, test.size[0] // 32)
+    # The prototype is drawn on CelebAMask-HQ's regions; other protocols get none yet.
+    drawable = masks is not None and set(ctx.region_names) <= set(REGION_NAMES)
+
+    def batches():
+        for i in range(0, len(images), bs):
+            x = to_pixels(images[i : i + bs], p.device)
+            yield (
+                i,
+                {
+                    "x_batch": x,
+                    "y_batch": targets[i : i + bs],
+                    "l_batch": points[i : i + bs] if points is not None else None,
+                },
+            )
+
     for label, cls, params in p.explainers:
         if not p.fresh and store.is_done(p.run_id, sc.name, label):
             continue
-        defaults = {"batch_size": bs, "seed": p.seed_for("explain", label)}
-        explainer = cls(model, **{**defaults, **params})
+        kwargs = {"batch_size": bs, "seed": p.seed_for("explain", label), **params}
+        explainer = _build(cls, model, kwargs, canonical, label)
         metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
-        # The prototype is drawn on CelebAMask-HQ's regions; other protocols get none yet.
-        drawable = masks is not None and set(ctx.region_names) <= set(REGION_NAMES)
-        figures = (
-            FaceXFigures(ctx.region_names, patch, fig.top_k) if fig.enabled and drawable else None
-        )
+        figures = None
+        if fig.enabled and (drawable or canonical is not None):
+            figures = FaceXFigures(ctx.region_names, patch, fig.top_k, canonical, test.size)
         task = progress.add_task(f"{label} on {sc.name}", total=len(images))
         t0 = time.perf_counter()
-        for i in range(0, len(images), bs):
-            x = to_pixels(images[i : i + bs], p.device)
-            y = targets[i : i + bs]
+        if explainer.dataset_level:  # model-level methods (CMS) see the whole set first
+            explainer.fit(batch for _, batch in batches())
+        for i, batch in batches():
+            x, y, lm = batch["x_batch"], batch["y_batch"], batch["l_batch"]
             s = masks[i : i + bs] if masks is not None else None
             b = boxes[i : i + bs] if boxes is not None else None
-            a = explainer.explain(x, y)
+            a = explainer.explain(x, y, lm)
+            explain_fn = partial(_reexplain, cls, kwargs, canonical, label, lm)
             cache: dict[Any, Any] = {}
             for _, metric in metrics:
                 metric.update(
-                    x_batch=x, y_batch=y, a_batch=a, s_batch=s, b_batch=b, model=model, cache=cache
-                )
+                    x_batch=x, y_batch=y, a_batch=a, s_batch=s, b_batch=b, model=model,
+                    cache=cache, explain_fn=explain_fn,
+                )  # fmt: skip
             if figures is not None:
-                figures.update(x, a, s, i)
+                figures.update(x, a, s if drawable else None, lm, i)
             progress.advance(task, len(x))
         scores, regions, per_image = [], [], {}
         for name, metric in metrics:
@@ -162,6 +229,31 @@ def explain_and_score(
             p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0, per_image, rows
         )
     compare_explainers(p, sc, ctx, store)
+
+
+def _build(
+    cls: Any, model: Any, kwargs: dict[str, Any], canonical: CanonicalFace | None, label: str
+) -> Explainer:
+    """An explainer with the suite's parameters and, where it needs one, the canonical face."""
+    if "canonical" in getattr(cls, "needs", ()):
+        if canonical is None:
+            raise BenchError(f"explainer {label} needs landmarks, which the test data lacks")
+        kwargs = {"canonical": canonical, **kwargs}
+    return cls(model, **kwargs)
+
+
+def _reexplain(
+    cls: Any,
+    kwargs: dict[str, Any],
+    canonical: CanonicalFace | None,
+    label: str,
+    l_batch: torch.Tensor | None,
+    model: torch.nn.Module,
+    x_batch: torch.Tensor,
+    y_batch: torch.Tensor,
+) -> torch.Tensor:
+    """The scored explainer rebuilt on ``model`` (a metric's ``explain_fn``)."""
+    return fit_and_explain(_build(cls, model, kwargs, canonical, label), x_batch, y_batch, l_batch)
 
 
 def compare_explainers(p: Plan, sc: Scenario, ctx: MetricContext, store: Store) -> None:

@@ -7,7 +7,7 @@ input size, on the caller's device. Inputs are pixel-space images in [0, 1].
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +32,12 @@ class Explainer:
     name: ClassVar[str] = ""
     #: False for methods that only run forward passes (saves autograd memory).
     needs_grad: ClassVar[bool] = True
+    #: Inputs beyond (x, y): "landmarks" (``l_batch`` (B, K, 2) pixel x, y, handed to
+    #: :meth:`attribute`) and "canonical" (a canonical face given to the constructor).
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: True for model-level methods (CMS) that must :meth:`fit` on the explained set
+    #: before they explain any image of it.
+    dataset_level: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -53,22 +59,39 @@ class Explainer:
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
         """Attributions for ``x_batch`` (on ``self.device``) w.r.t. classes ``y_batch``.
 
-        Returns (B, H', W'), (B, 1, H', W') or (B, C, H', W'); channels are summed and
-        the map is upsampled to the input size by the base.
+        Methods that need landmarks also take ``l_batch``. Returns (B, H', W'),
+        (B, 1, H', W') or (B, C, H', W'); channels are summed and the map is upsampled
+        to the input size by the base.
         """
         raise NotImplementedError
 
+    def fit(self, batches: Iterable[dict[str, torch.Tensor]]) -> None:
+        """Model-level methods see every batch of the explained set first.
+
+        Each batch is a dict with ``x_batch``, ``y_batch`` and, where needed, ``l_batch``.
+        """
+
     # -- template ------------------------------------------------------------------------
-    def explain(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
-        """Saliency maps (B, H, W), float32, on ``x_batch``'s device."""
+    def explain(
+        self, x_batch: torch.Tensor, y_batch: torch.Tensor, l_batch: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Saliency maps (B, H, W), float32, on ``x_batch``'s device.
+
+        ``l_batch`` (B, K, 2) are the images' landmarks, used by methods that need them.
+        """
         h, w = x_batch.shape[-2:]
+        if "landmarks" in self.needs and l_batch is None:
+            raise ValueError(f"{self.name or type(self).__name__} needs landmarks (l_batch)")
         out = []
         try:
             for i in range(0, len(x_batch), self.batch_size):
                 xb = x_batch[i : i + self.batch_size].to(self.device, torch.float32)
                 yb = y_batch[i : i + self.batch_size].to(self.device).long()
+                extra = {}
+                if "landmarks" in self.needs:
+                    extra["l_batch"] = l_batch[i : i + self.batch_size].to(self.device).float()
                 with torch.set_grad_enabled(self.needs_grad):
-                    a = self.attribute(xb, yb)
+                    a = self.attribute(xb, yb, **extra)
                 out.append(to_map(a.detach().float(), (h, w)).to(x_batch.device))
         finally:
             self.remove_hooks()
@@ -126,3 +149,15 @@ def to_map(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         a = F.interpolate(a.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
         a = a.squeeze(1)
     return a
+
+
+def fit_and_explain(
+    explainer: Explainer,
+    x_batch: torch.Tensor,
+    y_batch: torch.Tensor,
+    l_batch: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Maps of one set of images; model-level methods (CMS) are fitted on that set first."""
+    if explainer.dataset_level:
+        explainer.fit([{"x_batch": x_batch, "y_batch": y_batch, "l_batch": l_batch}])
+    return explainer.explain(x_batch, y_batch, l_batch)

@@ -93,12 +93,14 @@ def _figures(
 ) -> str:
     rows = con.execute(
         "SELECT kind, png FROM figures WHERE run_id = ? AND scenario = ? AND explainer = ? "
-        "ORDER BY kind DESC",
+        # The canonical summary sits beside the FaceX prototype, the patch grid after.
+        "ORDER BY CASE kind WHEN 'prototype' THEN 0 WHEN 'canonical' THEN 1 ELSE 2 END, kind",
         [run_id, name, explainer],
     ).fetchall()
     html = ""
     captions = {
         "prototype": "FaceX prototype: mean IoR per region, blue (low) to red (high)",
+        "canonical": "canonical summary: mean map projected onto the canonical face",
         "patches": "high-impact patches per region, most attributed first",
     }
     for kind, png in rows:

@@ -12,13 +12,16 @@ explainer's values into scores once all are known.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
 
 Direction = Literal["higher", "lower"]
+#: ``explain_fn(model, x_batch, y_batch) -> a_batch``: the scored explainer, rebuilt on
+#: another model (for sanity checks that randomise the model).
+ExplainFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ class Metric:
         name: registry name, also the key of the primary score.
         direction: "higher" or "lower" is better.
         needs: inputs beyond maps: "masks" (s_batch), "boxes" (b_batch), "bias_regions",
-            "model", "reliance" (counterfactual ground truth in the context).
+            "model", "reliance" (counterfactual ground truth in the context),
+            "explainer" (``explain_fn`` in :meth:`update`).
         comparative: scored against the other explainers of a scenario (see
             :meth:`compare`).
     """
@@ -112,11 +116,13 @@ class Metric:
         b_batch: torch.Tensor | None = None,
         model: torch.nn.Module | None = None,
         cache: dict[Any, Any] | None = None,
+        explain_fn: ExplainFn | None = None,
     ) -> None:
         """Accumulate one batch.
 
         ``cache`` is scratch space shared by the metrics of one batch, so that work
-        several metrics need (explanation-image confidences) runs once.
+        several metrics need (explanation-image confidences) runs once. ``explain_fn``
+        re-explains a batch on any model with the scored explainer's class and settings.
         """
         raise NotImplementedError
 

@@ -7,6 +7,24 @@ import torch
 from torch import nn
 
 PATCH = (slice(8, 16), slice(20, 28))  # rows, cols of the only pixels the toy model reads
+# Five landmarks (eyes, nose tip, mouth corners) of a 32×32 toy face, pixel (x, y): the
+# canonical face of the toy images, which carry them jittered by under a pixel.
+TOY_POINTS = ((10.0, 12.0), (22.0, 12.0), (16.0, 17.0), (11.0, 23.0), (21.0, 23.0))
+
+
+def toy_landmarks(n: int, seed: int = 3) -> torch.Tensor:
+    """(n, 5, 2) landmarks of n toy images: TOY_POINTS plus a seeded jitter."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.tensor(TOY_POINTS) + 0.7 * torch.randn(n, 5, 2, generator=g)
+
+
+def build(cls, model: nn.Module, **params):
+    """An explainer of class ``cls``; methods that need a canonical face get the toy one."""
+    from explainers.canonical import CanonicalFace
+
+    if "canonical" in getattr(cls, "needs", ()):
+        params.setdefault("canonical", CanonicalFace(torch.tensor(TOY_POINTS), (32, 32)))
+    return cls(model, **params)
 
 
 class PatchMask(nn.Module):
@@ -60,12 +78,19 @@ def _isolated_cache(tmp_path, monkeypatch):
     torch.set_num_threads(2)
 
 
+def explain(explainer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Maps of toy images: with their landmarks, model-level methods fitted first."""
+    from explainers.base import fit_and_explain
+
+    return fit_and_explain(explainer, x, y, toy_landmarks(len(x)))
+
+
 def count_forwards(model: nn.Module, explainer, x: torch.Tensor, y: torch.Tensor) -> list[int]:
     """Images per forward of ``model`` while ``explainer`` explains ``(x, y)``."""
     sizes: list[int] = []
     handle = model.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
     try:
-        explainer.explain(x, y)
+        explain(explainer, x, y)
     finally:
         handle.remove()
     return sizes
@@ -75,11 +100,11 @@ def check_generic(make, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> t
     """The checks every explainer passes (see tests/test_explainers.py), for one factory:
     (B,H,W) float32 on the input's device, finite, deterministic, peaks inside PATCH for
     class 1 on the patch model, and no hooks left. Returns the maps for ``y``."""
-    maps = make(model).explain(x, y)
+    maps = explain(make(model), x, y)
     assert maps.shape == (len(x), *x.shape[-2:]) and maps.dtype == torch.float32
     assert maps.device == x.device and torch.isfinite(maps).all()
     ones = torch.ones(len(x), dtype=torch.long)
-    a, b = make(model).explain(x, ones), make(model).explain(x, ones)
+    a, b = explain(make(model), x, ones), explain(make(model), x, ones)
     assert torch.equal(a, b)
     for m in a:
         r, c = divmod(int(m.argmax()), m.shape[1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.catalogue import METRICS
+from benchmark.catalogue import EXPLAINERS, METRICS
 from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
 from benchmark.data.synthetic import SyntheticFaces
 from benchmark.models.archs import small_cnn
@@ -41,6 +41,11 @@ def batch():
     return ctx, inputs, small_cnn().eval()
 
 
+def explain_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM rebuilt on any model, for the metrics that re-explain (sanity checks)."""
+    return EXPLAINERS.get("gradcam")(model, batch_size=B, seed=0).explain(x, y)
+
+
 @pytest.mark.parametrize("name", METRICS.names())
 def test_bench_metric(benchmark, batch, name):
     torch.set_num_threads(2)
@@ -51,7 +56,7 @@ def test_bench_metric(benchmark, batch, name):
 
     def score():
         metric = cls(ctx)
-        metric.update(**inputs, model=model, cache={})
+        metric.update(**inputs, model=model, cache={}, explain_fn=explain_fn)
         return metric, metric.compute()
 
     try:

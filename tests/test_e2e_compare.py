@@ -80,11 +80,11 @@ def test_interrupted_second_explainer_resumes_to_the_same_win_percent(suite, tmp
     calls = {"n": 0}
     original = IntegratedGradients.explain
 
-    def flaky(self, x, y):
+    def flaky(self, x, y, l_batch=None):
         calls["n"] += 1
         if calls["n"] == 2:  # second batch of the first scenario, after gradcam was stored
             raise KeyboardInterrupt
-        return original(self, x, y)
+        return original(self, x, y, l_batch)
 
     monkeypatch.setattr(IntegratedGradients, "explain", flaky)
     db = tmp_path / "out" / "r.duckdb"

@@ -7,7 +7,7 @@ import torch
 
 from benchmark.catalogue import EXPLAINERS
 from explainers.base import Explainer, to_map
-from tests.conftest import PATCH
+from tests.conftest import PATCH, build, explain
 
 NAMES = EXPLAINERS.names()
 # SLIC's defaults suit faces; on these 32×32 noise images they merge everything into one
@@ -19,7 +19,7 @@ TEST_PARAMS = {
 
 
 def make(name: str, model) -> Explainer:
-    return EXPLAINERS.get(name)(model, batch_size=3, seed=0, **TEST_PARAMS.get(name, {}))
+    return build(EXPLAINERS.get(name), model, batch_size=3, seed=0, **TEST_PARAMS.get(name, {}))
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def batch():
 @pytest.mark.parametrize("name", NAMES)
 def test_maps_shape_device_finite(name, patch_model, batch):
     x, y = batch
-    maps = make(name, patch_model).explain(x, y)
+    maps = explain(make(name, patch_model), x, y)
     assert maps.shape == (5, 32, 32) and maps.dtype == torch.float32
     assert maps.device == x.device and torch.isfinite(maps).all()
 
@@ -39,13 +39,15 @@ def test_maps_shape_device_finite(name, patch_model, batch):
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_for_a_seed(name, patch_model, batch):
     x, y = batch
-    assert torch.equal(make(name, patch_model).explain(x, y), make(name, patch_model).explain(x, y))
+    assert torch.equal(
+        explain(make(name, patch_model), x, y), explain(make(name, patch_model), x, y)
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_map_peaks_inside_the_patch_the_logit_reads(name, patch_model, batch):
     x, _ = batch
-    maps = make(name, patch_model).explain(x, torch.ones(5, dtype=torch.long))
+    maps = explain(make(name, patch_model), x, torch.ones(5, dtype=torch.long))
     for m in maps:
         r, c = divmod(int(m.argmax()), m.shape[1])
         assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
@@ -54,7 +56,7 @@ def test_map_peaks_inside_the_patch_the_logit_reads(name, patch_model, batch):
 @pytest.mark.parametrize("name", NAMES)
 def test_hooks_are_removed(name, patch_model, batch):
     x, y = batch
-    make(name, patch_model).explain(x, y)
+    explain(make(name, patch_model), x, y)
     for module in patch_model.modules():
         assert not module._forward_hooks and not module._backward_hooks
         assert not module._forward_pre_hooks

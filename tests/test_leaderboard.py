@@ -50,7 +50,10 @@ def test_run_renders_the_site_from_the_db(db):
         figs = con.execute(
             "SELECT kind, png FROM figures WHERE scenario = 'lipstick' ORDER BY kind"
         ).fetchall()
-    assert [k for k, _ in figs] == ["patches", "prototype"]
+    assert [k for k, _ in figs] == ["canonical", "patches", "prototype"]
+    # The canonical summary sits beside the FaceX prototype, the patch grid after them.
+    order = [lipstick.index(f"-gradcam-{k}.png") for k in ("prototype", "canonical", "patches")]
+    assert order == sorted(order)
     for kind, png in figs:
         name = f"figures/{slug(run_id(db), 'lipstick', 'gradcam', kind)}.png"
         assert f'src="{name}"' in lipstick
@@ -68,7 +71,7 @@ def test_site_needs_only_the_database(db, tmp_path):
         png.unlink()
     out = tmp_path / "fresh-site"
     build_site(db, out)
-    assert len(list((out / "figures").glob("*.png"))) == 2 * 2
+    assert len(list((out / "figures").glob("*.png"))) == 2 * 3
     # A rebuild into the same folder drops pages of runs it no longer shows.
     (out / "scenario-old-run-x.html").write_text("stale")
     build_site(db, out)

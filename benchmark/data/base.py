@@ -44,6 +44,12 @@ class FaceArrays:
     def size(self) -> tuple[int, int]:
         return int(self.images.shape[-2]), int(self.images.shape[-1])
 
+    def correspondence_points(self) -> torch.Tensor | None:
+        """Landmarks for a face correspondence: dense (``extras["dense_landmarks"]``)
+        where the dataset has them, else the 5 sparse ones, else None."""
+        dense = self.extras.get("dense_landmarks")
+        return dense if dense is not None else self.landmarks
+
     def attribute(self, name: str) -> torch.Tensor:
         """Column ``name`` of the attributes (or of the groups), shape (N,)."""
         if name in self.groups:

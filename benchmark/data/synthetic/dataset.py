@@ -24,7 +24,7 @@ from benchmark.data.synthetic.params import (
     sample_params,
     toggle,
 )
-from benchmark.data.synthetic.render import render
+from benchmark.data.synthetic.render import canonical_face, render
 
 # Bump whenever rendering changes, so stale caches are never read.
 GENERATOR_VERSION = "synthetic-faces-2"
@@ -54,6 +54,9 @@ class SyntheticFaces:
         **{a: (0, 1) for a in ATTRIBUTES},
         "skin_tone": tuple(range(len(SKIN_TONES))),
     }
+
+    #: Per-sample annotations every load returns.
+    provides: ClassVar[frozenset[str]] = frozenset({"label_maps", "landmarks", "boxes"})
 
     def __init__(self, n: int = 2000, size: int = 64, prevalence: dict[str, float] | None = None):
         if n < 0 or size < 8:
@@ -88,6 +91,10 @@ class SyntheticFaces:
         if not (folder / "meta.npz").exists():
             self._write(folder, split, seed)
         return _read(folder)
+
+    def canonical(self, size: int) -> FaceArrays:
+        """The canonical frontal face (N = 1) that canonical saliency maps are drawn on."""
+        return canonical_face(size)
 
     def counterfactual(self, faces: FaceArrays, attribute: str, value: int) -> torch.Tensor:
         """The same faces re-rendered with ``attribute`` set to ``value`` (METHODS §9).
