@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 
 from benchmark import provenance
+from benchmark.allocator import tune_glibc_malloc
 from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS
 from benchmark.data.base import FaceArrays
 from benchmark.data.bias import BiasSplit, balanced_test, biased_subset
@@ -220,6 +221,7 @@ def run_suite(
     With ``leaderboard``, the static site is rendered into ``site/`` beside the DB.
     """
     console = console or Console()
+    tune_glibc_malloc()
     p = plan(Path(path), db, device, fresh)
     s = p.suite
     timings: dict[str, float] = {}

@@ -121,9 +121,10 @@ class Explainer:
 def images_per_forward(device: torch.device, requested: int | None = None) -> int:
     """How many perturbed images one forward of a perturbation method holds.
 
-    On CPU a few hundred small images per forward run fastest (the activations stay in
-    cache: 3.7k img/s at 256 against 1.8k at 2048 for the small CNN at 64 px); a GPU
-    wants thousands to fill its cores.
+    On CPU a few hundred small images per forward run fastest (3.7k img/s at 256
+    against 1.8k at 2048 for the small CNN at 64 px, with glibc's malloc tuned as
+    ``benchmark.allocator`` does; untuned, every forward re-faults its activations and
+    smaller forwards win); a GPU wants thousands to fill its cores.
     """
     if requested is not None:
         return max(1, int(requested))

@@ -153,7 +153,8 @@ class CanonicalModelSaliency(CanonicalImageSaliency):
     def __init__(self, model: ModelLike, *, per_class: bool = True, **kw: Any):
         super().__init__(model, **kw)
         self.per_class = bool(per_class)
-        self.cms: Tensor | None = None  # (C, H_F, W_F); row C-1... by class, else (1, …)
+        self.cms: Tensor | None = None  # (classes, H_F, W_F), or (1, H_F, W_F) if not per class
+        self.overall: Tensor | None = None  # the mean over every image, for unseen classes
 
     @torch.no_grad()
     def fit(self, batches: Iterable[dict[str, Tensor]]) -> None:

@@ -66,7 +66,7 @@ def test_win_percent_sums_to_100_and_stores_the_compared_set(suite, tmp_path):
     assert all(-1 <= v <= 1 for _, v in agree)
     # Figures: PNG bytes in the DB, and the same bytes in the file whose path is stored.
     figs = rows(db, "SELECT kind, path, png FROM figures")
-    assert len(figs) == 2 * 2 * 2
+    assert len(figs) == 2 * 2 * 3  # prototype, canonical summary, patches
     for _, path, png in figs:
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and Path(path).read_bytes() == png
 
