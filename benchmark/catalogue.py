@@ -161,13 +161,13 @@ EXPLAINERS.register(
     "lime",
     "explainers.superpixels:LIME",
     aliases=("LIME", "lime_map"),
-    summary="LIME (Ribeiro et al. 2016) on SLIC superpixels; map = superpixel weights (LIME-map).",
+    summary="LIME (Ribeiro et al. 2016) on SLIC superpixels, batched; map = superpixel weights.",
 )
 EXPLAINERS.register(
     "kernel_shap",
     "explainers.superpixels:KernelSHAP",
     aliases=("KernelSHAP", "kernelshap"),
-    summary="KernelSHAP (Lundberg & Lee 2017), captum's on SLIC superpixels, black baseline.",
+    summary="KernelSHAP (Lundberg & Lee 2017) on SLIC superpixels, black baseline, batched.",
 )
 EXPLAINERS.register(
     "cis",

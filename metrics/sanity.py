@@ -74,7 +74,7 @@ def _reinitialise(layer: nn.Module) -> None:
 
 
 class ModelRandomisation(Metric):
-    """Mean Spearman ρ between the maps and those of cascadingly randomised models (↓).
+    """Mean |Spearman ρ| between the maps and those of cascadingly randomised models (↓).
 
     Stage k re-initialises the last k parametrised layers (:func:`parametrised_layers`)
     with their ``reset_parameters()``; for BatchNorm that is not random but the identity
@@ -87,9 +87,12 @@ class ModelRandomisation(Metric):
         context: the scenario.
         layers: number of stages (None: every parametrised layer; clipped to their count).
         seed: seed of the re-initialisation.
+        absolute: score |ρ| (default), the paper's "ABS" variant: a map whose sign flips
+            with a re-drawn output layer keeps its structure, so it has not been
+            randomised (signed ρ ≈ −1 would otherwise beat a map that really changed).
 
-    Scores ``model_randomisation``: the mean over stages of the mean ρ over images.
-    Details: ``per_stage`` (mean ρ per stage, None where undefined), ``layers`` (the
+    Scores ``model_randomisation``: the mean over stages of the mean (|)ρ(|) over images.
+    Details: ``per_stage`` (mean signed ρ per stage, None where undefined), ``layers`` (the
     layer each stage adds, output first), ``seed``, ``n_constant`` ((image, stage)
     pairs left out because a map is constant or non-finite, where ρ is undefined).
     ``per_image``: each image's mean ρ over its stages (NaN where none is defined).
@@ -99,10 +102,18 @@ class ModelRandomisation(Metric):
     direction = "lower"
     needs = frozenset({"model", "explainer"})
 
-    def __init__(self, context: MetricContext, *, layers: int | None = 4, seed: int = 0):
+    def __init__(
+        self,
+        context: MetricContext,
+        *,
+        layers: int | None = 4,
+        seed: int = 0,
+        absolute: bool = True,
+    ):
         if layers is not None and int(layers) < 1:
             raise ValueError(f"layers must be at least 1 (or None for all), got {layers!r}")
         self.layers, self.seed = (None if layers is None else int(layers)), int(seed)
+        self.absolute = bool(absolute)
         super().__init__(context)
 
     def reset(self) -> None:
@@ -161,15 +172,17 @@ class ModelRandomisation(Metric):
     def compute(self) -> MetricResult:
         if not self._rho:
             raise ValueError("no batch seen")
-        rho = torch.cat(self._rho)  # (images, stages)
+        signed = torch.cat(self._rho)  # (images, stages)
+        rho = signed.abs() if self.absolute else signed
         per_stage = rho.nanmean(0)
         known = per_stage[~per_stage.isnan()]
         # No finite ρ at all: no score, as GroundTruthAgreement does (NaN is not JSON).
         scores = {self.name: float(known.mean())} if len(known) else {}
         details = {
-            "per_stage": [None if math.isnan(v) else v for v in per_stage.tolist()],
+            "per_stage": [None if math.isnan(v) else v for v in signed.nanmean(0).tolist()],
             "layers": list(self._names or []),
             "seed": self.seed,
+            "absolute": self.absolute,
             "n_constant": int(rho.isnan().sum()),
         }
         return MetricResult(scores, len(rho), details=details, per_image=rho.nanmean(1))

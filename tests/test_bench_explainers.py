@@ -141,8 +141,8 @@ def expected_sizes(name: str, explainer: Any, model: torch.nn.Module, x: torch.T
         p = len(explainer.windows(h, w)[0])
         rounds = 2 + 2 * (explainer.t_max - 1)
         return chunks(b + 1, CAP) + chunks(b * p, CAP) * rounds
-    if name in ("lime", "kernel_shap"):  # one image at a time, its n_samples perturbations
-        return chunks(explainer.n_samples, explainer.per_eval()) * b
+    if name in ("lime", "kernel_shap"):  # every image's n_samples perturbations, across images
+        return chunks(b * explainer.n_samples, explainer.per_forward())
     return None  # others: every forward but the first and the last holds the cap
 
 

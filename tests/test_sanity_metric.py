@@ -101,7 +101,9 @@ def test_gradcam_depends_on_the_model(trained, faces):
     x, y = faces
     a = gradcam(trained, x, y)
     res = scores(ModelRandomisation(CTX), trained, x, y, a, gradcam)
-    assert res.scores["model_randomisation"] < 0.5
+    assert res.scores["model_randomisation"] < 0.7  # |ρ| per image; 1.0 for no dependence
+    signed = scores(ModelRandomisation(CTX, absolute=False), trained, x, y, a, gradcam)
+    assert signed.scores["model_randomisation"] < 0.5
     assert res.details["per_stage"][-1] < 0.3  # the last 4 layers re-drawn: little is left
     # The control: Grad-CAM on the unchanged model reproduces its own maps.
     assert spearman(a, gradcam(trained, x, y)).tolist() == [1.0] * len(x)
@@ -189,3 +191,18 @@ def test_rejects_bad_parameters_and_missing_inputs(trained, faces):
         metric.update(x_batch=x, y_batch=y, a_batch=x.mean(1), explain_fn=image_only)
     with pytest.raises(ValueError, match="no batch seen"):
         metric.compute()
+
+
+def test_a_map_that_only_flips_sign_fails_the_absolute_check(trained, faces):
+    """|ρ| (default): a sign flip keeps the map's structure, so it scores 1, not −1."""
+    x, y = faces
+    a = x.mean(1)
+
+    def flips(model, xb, yb):  # the image's map, negated on any other model
+        same = model is trained
+        return xb.mean(1) if same else -xb.mean(1)
+
+    res = scores(ModelRandomisation(CTX, layers=2), trained, x, y, a, flips)
+    assert res.scores == {"model_randomisation": 1.0} and res.details["per_stage"] == [-1.0, -1.0]
+    signed = scores(ModelRandomisation(CTX, layers=2, absolute=False), trained, x, y, a, flips)
+    assert signed.scores == {"model_randomisation": -1.0}
