@@ -26,6 +26,12 @@ DATASETS.register(
     aliases=("synthetic", "synth_faces"),
     summary="Procedurally rendered faces with 19-label maps and counterfactuals (embedded).",
 )
+DATASETS.register(
+    "celebamask_hq",
+    "benchmark.data.celebamask_hq:CelebAMaskHQ",
+    aliases=("CelebAMask-HQ", "celebamaskhq"),
+    summary="CelebAMask-HQ from a local folder: images, merged 19-label maps, attributes.",
+)
 
 MODELS.register(
     "small_cnn",

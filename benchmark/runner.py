@@ -97,6 +97,9 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
             datasets[split] = DATASETS.get(spec.name)(**spec.params)
         except (TypeError, ValueError) as exc:
             raise BenchError(f"{suite.source}: dataset.{split}.params: {exc}") from None
+        missing = getattr(datasets[split], "missing", None)  # datasets read from disk
+        if callable(missing) and (problems := missing()):
+            raise BenchError(f"{suite.source}: dataset.{split}: " + "; ".join(problems))
     explainers = [
         (e.display_name, as_explainer(EXPLAINERS.get(e.name)), dict(e.params))
         for e in suite.explainers

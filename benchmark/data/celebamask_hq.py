@@ -1,0 +1,157 @@
+"""CelebAMask-HQ (Lee et al., "MaskGAN", CVPR 2020): images, region masks, attributes.
+
+Layout (DATASETS.md): ``CelebA-HQ-img/{i}.jpg`` (1024²), one binary PNG per present
+region in ``CelebAMask-HQ-mask-anno/{i // 2000}/{i:05d}_{region}.png`` (512²),
+``CelebAMask-HQ-attribute-anno.txt`` (count, 40 names, then ``"0.jpg  1 -1 …"``) and
+``CelebA-HQ-to-CelebA-mapping.txt`` (``idx orig_idx orig_file``). The region PNGs are
+merged into one label map with METHODS.md §1's rule: later labels win, except that
+skin never overrides another region.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from benchmark.data.base import FaceArrays
+from benchmark.data.regions import REGION_NAMES
+from benchmark.errors import BenchError
+
+SOURCE = "https://github.com/switchablenorms/CelebAMask-HQ"
+IMAGES = "CelebA-HQ-img"
+MASKS = "CelebAMask-HQ-mask-anno"
+ATTRIBUTES = "CelebAMask-HQ-attribute-anno.txt"
+MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
+PER_FOLDER = 2000  # mask files per numbered folder
+SKIN = REGION_NAMES.index("skin")
+
+
+def _missing(path: Path) -> BenchError:
+    return BenchError(f"CelebAMask-HQ: expected {path}, which is missing (download from {SOURCE})")
+
+
+def read_attribute_file(path: Path) -> tuple[tuple[str, ...], list[str], np.ndarray]:
+    """(attribute names, file names, int8 (N, 40) values with 1 present, 0 absent).
+
+    The CelebA format: a count line, a names line, then one file name and its -1/1
+    values per line, separated by runs of spaces.
+    """
+    if not path.is_file():
+        raise _missing(path)
+    lines = path.read_text().splitlines()
+    count, names = int(lines[0].split()[0]), tuple(lines[1].split())
+    files, rows = [], []
+    for line in lines[2 : 2 + count]:
+        parts = line.split()
+        if len(parts) != len(names) + 1:
+            raise BenchError(f"{path}: expected a file name and {len(names)} values: {line!r}")
+        files.append(parts[0])
+        rows.append([int(v) for v in parts[1:]])
+    if len(files) != count:
+        raise BenchError(f"{path}: line 1 announces {count} images, found {len(files)}")
+    values = np.asarray(rows, dtype=np.int8).reshape(-1, len(names))
+    return names, files, (values > 0).astype(np.int8)
+
+
+def read_mapping(path: Path) -> dict[int, int]:
+    """CelebA-HQ index → CelebA index (``orig_idx``, 0-based: file ``orig_idx + 1``)."""
+    if not path.is_file():
+        raise _missing(path)
+    out = {}
+    for line in path.read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            out[int(parts[0])] = int(parts[1])
+    return out
+
+
+def merge_masks(folder: Path, index: int, size: int | None = None) -> np.ndarray:
+    """The uint8 label map of image ``index`` from its per-region PNGs (METHODS §1).
+
+    Args:
+        folder: the ``CelebAMask-HQ-mask-anno`` folder.
+        index: CelebA-HQ image index.
+        size: side of the returned map (nearest neighbour); None keeps the PNGs' size.
+    """
+    sub = folder / str(index // PER_FOLDER)
+    labels: np.ndarray | None = None
+    for label, region in enumerate(REGION_NAMES[1:], start=1):
+        path = sub / f"{index:05d}_{region}.png"
+        if not path.is_file():
+            continue  # no file: the region is absent from this face
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if mask is None:
+            raise BenchError(f"CelebAMask-HQ: {path} is not a readable PNG")
+        if labels is None:
+            labels = np.zeros(mask.shape, dtype=np.uint8)
+        on = mask > 127
+        if label == SKIN:
+            on &= labels == 0  # skin never overrides another region
+        labels[on] = label
+    if labels is None:
+        labels = np.zeros((512, 512), dtype=np.uint8)  # no region at all: background
+    if size is not None and labels.shape != (size, size):
+        labels = cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST)
+    return labels
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """RGB uint8 (3, size, size); area interpolation when shrinking."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise _missing(path) if not path.exists() else BenchError(f"{path}: not an image")
+    if img.shape[:2] != (size, size):
+        shrink = img.shape[0] > size
+        img = cv2.resize(
+            img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
+    return np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
+
+
+class CelebAMaskHQ:
+    """CelebAMask-HQ as a test (or train) set with ground-truth region masks.
+
+    Args:
+        root: the ``CelebAMask-HQ`` folder.
+        size: image side in pixels (images and label maps are resized).
+        limit: read only the first ``limit`` images (None: all listed).
+    """
+
+    provides = frozenset({"label_maps"})
+
+    def __init__(self, root: str | Path, size: int = 224, limit: int | None = None):
+        if size < 8 or (limit is not None and limit < 1):
+            raise ValueError(f"need size >= 8 and limit >= 1, got size={size}, limit={limit}")
+        self.root, self.size, self.limit = Path(root).expanduser(), int(size), limit
+
+    def missing(self) -> list[str]:
+        """One line per expected file or folder that is absent (empty when ready)."""
+        paths = [self.root / IMAGES, self.root / MASKS, self.root / ATTRIBUTES]
+        return [
+            f"CelebAMask-HQ: expected {p} (download from {SOURCE})" for p in paths if not p.exists()
+        ]
+
+    def load(self, split: str, seed: int, cache_dir: Path | None = None) -> FaceArrays:
+        """Every listed image (the whole set is the benchmark's test set; ``split`` and
+        ``seed`` do not change it). ``extras["celeba_index"]`` holds each image's 0-based
+        CelebA index (-1 without the mapping file) for de-duplication against CelebA."""
+        if problems := self.missing():
+            raise BenchError(problems[0])
+        names, files, values = read_attribute_file(self.root / ATTRIBUTES)
+        if self.limit is not None:
+            files, values = files[: self.limit], values[: self.limit]
+        index = [int(Path(f).stem) for f in files]
+        images = np.stack([read_image(self.root / IMAGES / f, self.size) for f in files])
+        masks = np.stack([merge_masks(self.root / MASKS, i, self.size) for i in index])
+        mapping = read_mapping(self.root / MAPPING) if (self.root / MAPPING).is_file() else {}
+        celeba = torch.tensor([mapping.get(i, -1) for i in index], dtype=torch.long)
+        return FaceArrays(
+            images=torch.from_numpy(images),
+            attributes=torch.from_numpy(values),
+            attribute_names=names,
+            label_maps=torch.from_numpy(masks),
+            extras={"celeba_index": celeba, "index": torch.tensor(index, dtype=torch.long)},
+        )
