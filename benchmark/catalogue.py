@@ -27,6 +27,12 @@ DATASETS.register(
     summary="Procedurally rendered faces with 19-label maps and counterfactuals (embedded).",
 )
 DATASETS.register(
+    "celeba",
+    "benchmark.data.celeba:CelebA",
+    aliases=("CelebA",),
+    summary="CelebA from a local folder: official partition, attributes, 5 landmarks.",
+)
+DATASETS.register(
     "celebamask_hq",
     "benchmark.data.celebamask_hq:CelebAMaskHQ",
     aliases=("CelebAMask-HQ", "celebamaskhq"),

@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 
 from benchmark.catalogue import DATASETS
-from benchmark.data.celebamask_hq import (
-    CelebAMaskHQ,
-    merge_masks,
-    read_attribute_file,
-    read_mapping,
-)
+from benchmark.data.celebamask_hq import CelebAMaskHQ, merge_masks
+from benchmark.data.files import read_attribute_file, read_mapping
 from benchmark.data.regions import REGION_ID, REGION_NAMES
 from benchmark.errors import BenchError
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
+from benchmark.data.files import read_attribute_file, read_image, read_mapping
 from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import BenchError
 
@@ -31,41 +32,6 @@ SKIN = REGION_NAMES.index("skin")
 
 def _missing(path: Path) -> BenchError:
     return BenchError(f"CelebAMask-HQ: expected {path}, which is missing (download from {SOURCE})")
-
-
-def read_attribute_file(path: Path) -> tuple[tuple[str, ...], list[str], np.ndarray]:
-    """(attribute names, file names, int8 (N, 40) values with 1 present, 0 absent).
-
-    The CelebA format: a count line, a names line, then one file name and its -1/1
-    values per line, separated by runs of spaces.
-    """
-    if not path.is_file():
-        raise _missing(path)
-    lines = path.read_text().splitlines()
-    count, names = int(lines[0].split()[0]), tuple(lines[1].split())
-    files, rows = [], []
-    for line in lines[2 : 2 + count]:
-        parts = line.split()
-        if len(parts) != len(names) + 1:
-            raise BenchError(f"{path}: expected a file name and {len(names)} values: {line!r}")
-        files.append(parts[0])
-        rows.append([int(v) for v in parts[1:]])
-    if len(files) != count:
-        raise BenchError(f"{path}: line 1 announces {count} images, found {len(files)}")
-    values = np.asarray(rows, dtype=np.int8).reshape(-1, len(names))
-    return names, files, (values > 0).astype(np.int8)
-
-
-def read_mapping(path: Path) -> dict[int, int]:
-    """CelebA-HQ index → CelebA index (``orig_idx``, 0-based: file ``orig_idx + 1``)."""
-    if not path.is_file():
-        raise _missing(path)
-    out = {}
-    for line in path.read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 2:
-            out[int(parts[0])] = int(parts[1])
-    return out
 
 
 def merge_masks(folder: Path, index: int, size: int | None = None) -> np.ndarray:
@@ -98,19 +64,6 @@ def merge_masks(folder: Path, index: int, size: int | None = None) -> np.ndarray
     return labels
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
-    """RGB uint8 (3, size, size); area interpolation when shrinking."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise _missing(path) if not path.exists() else BenchError(f"{path}: not an image")
-    if img.shape[:2] != (size, size):
-        shrink = img.shape[0] > size
-        img = cv2.resize(
-            img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        )
-    return np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
-
-
 class CelebAMaskHQ:
     """CelebAMask-HQ as a test (or train) set with ground-truth region masks.
 
@@ -140,11 +93,14 @@ class CelebAMaskHQ:
         CelebA index (-1 without the mapping file) for de-duplication against CelebA."""
         if problems := self.missing():
             raise BenchError(problems[0])
-        names, files, values = read_attribute_file(self.root / ATTRIBUTES)
-        if self.limit is not None:
-            files, values = files[: self.limit], values[: self.limit]
-        index = [int(Path(f).stem) for f in files]
-        images = np.stack([read_image(self.root / IMAGES / f, self.size) for f in files])
+        try:
+            names, files, values = read_attribute_file(self.root / ATTRIBUTES)
+            if self.limit is not None:
+                files, values = files[: self.limit], values[: self.limit]
+            index = [int(Path(f).stem) for f in files]
+            images = np.stack([read_image(self.root / IMAGES / f, self.size) for f in files])
+        except FileNotFoundError as exc:
+            raise _missing(Path(str(exc))) from None
         masks = np.stack([merge_masks(self.root / MASKS, i, self.size) for i in index])
         mapping = read_mapping(self.root / MAPPING) if (self.root / MAPPING).is_file() else {}
         celeba = torch.tensor([mapping.get(i, -1) for i in index], dtype=torch.long)

@@ -1,0 +1,71 @@
+"""Readers of the CelebA family's files: the text tables and the JPEG images.
+
+CelebA and CelebAMask-HQ share their attribute format (DATASETS.md): a count line, a
+names line, then one file name and its -1/1 values per line, separated by runs of
+spaces. Missing files raise :class:`FileNotFoundError` naming the path; loaders turn it
+into their one-line message with the dataset's source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmark.errors import BenchError
+
+
+def read_attribute_file(path: Path) -> tuple[tuple[str, ...], list[str], np.ndarray]:
+    """(attribute names, file names, int8 (N, 40) values with 1 present, 0 absent).
+
+    The CelebA format: a count line, a names line, then one file name and its -1/1
+    values per line, separated by runs of spaces.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    lines = path.read_text().splitlines()
+    count, names = int(lines[0].split()[0]), tuple(lines[1].split())
+    files, rows = [], []
+    for line in lines[2 : 2 + count]:
+        parts = line.split()
+        if len(parts) != len(names) + 1:
+            raise BenchError(f"{path}: expected a file name and {len(names)} values: {line!r}")
+        files.append(parts[0])
+        rows.append([int(v) for v in parts[1:]])
+    if len(files) != count:
+        raise BenchError(f"{path}: line 1 announces {count} images, found {len(files)}")
+    values = np.asarray(rows, dtype=np.int8).reshape(-1, len(names))
+    return names, files, (values > 0).astype(np.int8)
+
+
+def read_mapping(path: Path) -> dict[int, int]:
+    """CelebA-HQ index → CelebA index (``orig_idx``, 0-based: file ``orig_idx + 1``)."""
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    out = {}
+    for line in path.read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            out[int(parts[0])] = int(parts[1])
+    return out
+
+
+def read_image(path: Path, size: int, crop_square: bool = False) -> np.ndarray:
+    """RGB uint8 (3, size, size); area interpolation when shrinking.
+
+    With ``crop_square`` the centre square of a non-square image is kept first, so the
+    aspect ratio is not distorted (CelebA's aligned 178×218 images).
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(path) if not path.exists() else BenchError(f"{path}: not an image")
+    if crop_square and img.shape[0] != img.shape[1]:
+        side = min(img.shape[:2])
+        top, left = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+        img = img[top : top + side, left : left + side]
+    if img.shape[:2] != (size, size):
+        shrink = img.shape[0] > size
+        mode = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=mode)
+    return np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1))
