@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
+from benchmark.data.cache import cache_key, cached
 from benchmark.data.files import read_attribute_file, read_image, read_mapping
 from benchmark.errors import BenchError
 
@@ -27,6 +28,7 @@ LANDMARKS = "list_landmarks_align_celeba.txt"
 HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 SPLITS = {"train": 0, "valid": 1, "val": 1, "test": 2}
 WIDTH, HEIGHT = 178, 218  # aligned images
+TRANSFORM = "centre-square-area-v1"  # part of the cache key: change it with the transform
 
 
 def _read_partition(path: Path) -> dict[str, int]:
@@ -81,11 +83,25 @@ class CelebA:
         return [f"CelebA: expected {p} (download from {SOURCE})" for p in paths if not p.exists()]
 
     def load(self, split: str, seed: int, cache_dir: Path | None = None) -> FaceArrays:
-        """The official ``split`` ("train", "valid" or "test"); ``seed`` does not change it."""
+        """The official ``split`` ("train", "valid" or "test"); ``seed`` does not change it.
+
+        With ``cache_dir`` the decoded images are cached (``benchmark.data.cache``).
+        """
         if split not in SPLITS:
             raise BenchError(f"CelebA: split must be one of {sorted(SPLITS)}, got {split!r}")
         if problems := self.missing():
             raise BenchError(problems[0])
+        spec = {"root": str(self.root.resolve()), "size": self.size, "limit": self.limit,
+                "exclude_hq": str(self.exclude_hq) if self.exclude_hq else None,
+                "split": split, "transform": TRANSFORM}  # fmt: skip
+        index_files = [self.root / n for n in (ATTRIBUTES, PARTITION, LANDMARKS)]
+        if self.exclude_hq is not None:
+            index_files.append(self.exclude_hq / HQ_MAPPING)
+        key = "celeba-" + cache_key("celeba", spec, index_files)
+        faces, self.counts = cached(cache_dir, key, lambda: self._read(split))
+        return faces
+
+    def _read(self, split: str) -> tuple[FaceArrays, dict[str, int]]:
         try:
             names, files, values = read_attribute_file(self.root / ATTRIBUTES)
             partition = _read_partition(self.root / PARTITION)
@@ -98,9 +114,9 @@ class CelebA:
                     f"{i + 1:06d}.jpg" for i in read_mapping(self.exclude_hq / HQ_MAPPING).values()
                 }
                 keep = [i for i in keep if files[i] not in hq]
-            self.counts = {"listed": listed, "removed_hq": listed - len(keep)}
+            counts = {"listed": listed, "removed_hq": listed - len(keep)}
             keep = keep[: self.limit] if self.limit is not None else keep
-            self.counts["kept"] = len(keep)
+            counts["kept"] = len(keep)
             images = [read_image(self.root / IMAGES / files[i], self.size, True) for i in keep]
         except FileNotFoundError as exc:
             raise BenchError(f"CelebA: expected {exc} (download from {SOURCE})") from None
@@ -112,7 +128,7 @@ class CelebA:
         # Pixel centres at integers: shift by the crop, scale about the pixel corners.
         lm = (lm - [left, top] + 0.5) * scale - 0.5
         empty = np.zeros((0, 3, self.size, self.size), np.uint8)
-        return FaceArrays(
+        faces = FaceArrays(
             images=torch.from_numpy(np.stack(images) if images else empty),
             attributes=torch.from_numpy(values[keep]),
             attribute_names=names,
@@ -121,3 +137,4 @@ class CelebA:
                 "index": torch.tensor([int(files[i][:-4]) - 1 for i in keep], dtype=torch.long)
             },
         )
+        return faces, counts

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
+from benchmark.data.cache import cache_key, cached
 from benchmark.data.files import read_attribute_file, read_image, read_mapping
 from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import BenchError
@@ -28,6 +29,7 @@ ATTRIBUTES = "CelebAMask-HQ-attribute-anno.txt"
 MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 PER_FOLDER = 2000  # mask files per numbered folder
 SKIN = REGION_NAMES.index("skin")
+TRANSFORM = "area-nearest-v1"  # part of the cache key: change it with the transform
 
 
 def _missing(path: Path) -> BenchError:
@@ -90,9 +92,18 @@ class CelebAMaskHQ:
     def load(self, split: str, seed: int, cache_dir: Path | None = None) -> FaceArrays:
         """Every listed image (the whole set is the benchmark's test set; ``split`` and
         ``seed`` do not change it). ``extras["celeba_index"]`` holds each image's 0-based
-        CelebA index (-1 without the mapping file) for de-duplication against CelebA."""
+        CelebA index (-1 without the mapping file) for de-duplication against CelebA.
+        With ``cache_dir`` the decoded images and merged masks are cached."""
         if problems := self.missing():
             raise BenchError(problems[0])
+        spec = {"root": str(self.root.resolve()), "size": self.size, "limit": self.limit,
+                "transform": TRANSFORM}  # fmt: skip
+        key = "celebamask_hq-" + cache_key(
+            "celebamask_hq", spec, [self.root / ATTRIBUTES, self.root / MAPPING]
+        )
+        return cached(cache_dir, key, lambda: (self._read(), {}))[0]
+
+    def _read(self) -> FaceArrays:
         try:
             names, files, values = read_attribute_file(self.root / ATTRIBUTES)
             if self.limit is not None:
