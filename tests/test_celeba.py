@@ -92,3 +92,21 @@ def test_missing_files_and_bad_split(tmp_path):
         data.load("train", seed=0)
     hq = CelebA(root=tmp_path / "celeba", size=32, exclude_hq=tmp_path / "nohq")
     assert any("CelebA-HQ-to-CelebA-mapping.txt" in m for m in hq.missing())
+
+
+def test_suite_validation_knows_celeba_attributes_before_reading_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: c\nseed: 0\n"
+        f"dataset:\n  train: {{name: celeba, params: {{root: {tmp_path}, size: 64}}}}\n"
+        f"  test: {{name: celeba, params: {{root: {tmp_path}, size: 64}}}}\n"
+        "model: {arch: small_cnn}\n"
+        "scenarios: [{name: s, target: Male, attributes: [Wearing_Lipstik], rho: 0.9}]\n"
+        "explainers: [gradcam]\nmetrics: [ranking_position]\n"
+    )
+    result = CliRunner().invoke(app, ["validate", str(suite)])
+    assert result.exit_code == 2 and "Wearing_Lipstick" in result.output

@@ -11,53 +11,12 @@ import pytest
 
 from benchmark.catalogue import DATASETS
 from benchmark.data.celebamask_hq import CelebAMaskHQ, merge_masks
-from benchmark.data.files import read_attribute_file, read_mapping
+from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_mapping
 from benchmark.data.regions import REGION_ID, REGION_NAMES
 from benchmark.errors import BenchError
 
 SAMPLES = Path(__file__).parents[2] / "shared" / "data" / "celebamask_hq_samples"
-NAMES = [
-    "5_o_Clock_Shadow",
-    "Arched_Eyebrows",
-    "Attractive",
-    "Bags_Under_Eyes",
-    "Bald",
-    "Bangs",
-    "Big_Lips",
-    "Big_Nose",
-    "Black_Hair",
-    "Blond_Hair",
-    "Blurry",
-    "Brown_Hair",
-    "Bushy_Eyebrows",
-    "Chubby",
-    "Double_Chin",
-    "Eyeglasses",
-    "Goatee",
-    "Gray_Hair",
-    "Heavy_Makeup",
-    "High_Cheekbones",
-    "Male",
-    "Mouth_Slightly_Open",
-    "Mustache",
-    "Narrow_Eyes",
-    "No_Beard",
-    "Oval_Face",
-    "Pale_Skin",
-    "Pointy_Nose",
-    "Receding_Hairline",
-    "Rosy_Cheeks",
-    "Sideburns",
-    "Smiling",
-    "Straight_Hair",
-    "Wavy_Hair",
-    "Wearing_Earrings",
-    "Wearing_Hat",
-    "Wearing_Lipstick",
-    "Wearing_Necklace",
-    "Wearing_Necktie",
-    "Young",
-]
+NAMES = list(CELEBA_ATTRIBUTES)
 
 
 def write_region_pngs(folder: Path, index: int, labels: np.ndarray) -> None:

@@ -11,13 +11,14 @@ CelebAMask-HQ's mapping file, so the benchmark never tests on a training face.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import read_attribute_file, read_image, read_mapping
+from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_image, read_mapping
 from benchmark.errors import BenchError
 
 SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
@@ -59,6 +60,8 @@ class CelebA:
         limit: keep only the first ``limit`` images of a split (None: all).
     """
 
+    #: For suite validation before any file is read (the files list the same names).
+    attribute_names: ClassVar[tuple[str, ...]] = CELEBA_ATTRIBUTES
     provides = frozenset({"landmarks"})
 
     def __init__(

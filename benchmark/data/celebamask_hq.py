@@ -11,6 +11,7 @@ skin never overrides another region.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import read_attribute_file, read_image, read_mapping
+from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_image, read_mapping
 from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import BenchError
 
@@ -75,6 +76,8 @@ class CelebAMaskHQ:
         limit: read only the first ``limit`` images (None: all listed).
     """
 
+    #: For suite validation before any file is read (the files list the same names).
+    attribute_names: ClassVar[tuple[str, ...]] = CELEBA_ATTRIBUTES
     provides = frozenset({"label_maps"})
 
     def __init__(self, root: str | Path, size: int = 224, limit: int | None = None):
