@@ -99,6 +99,40 @@ def run(
         _fail(exc)
 
 
+datasets_app = typer.Typer(no_args_is_help=True, help="Datasets a suite reads from disk.")
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.command("check")
+def datasets_check(suite: Path = typer.Argument(..., help="Suite YAML file.")) -> None:
+    """Report whether every dataset of a suite is on disk; exit 2 listing what is missing."""
+    from benchmark.catalogue import DATASETS
+    from benchmark.suite import load_suite
+
+    try:
+        s = load_suite(suite)
+    except BenchError as exc:
+        _fail(exc)
+    table = Table(title=f"datasets of {s.name}")
+    for col in ("split", "dataset", "status"):
+        table.add_column(col)
+    problems: list[str] = []
+    for split in ("train", "test"):
+        spec = getattr(s.dataset, split)
+        try:
+            ds = DATASETS.get(spec.name)(**spec.params)
+        except (TypeError, ValueError) as exc:
+            _fail(BenchError(f"{s.source}: dataset.{split}.params: {exc}"))
+        missing = ds.missing() if callable(getattr(ds, "missing", None)) else []
+        status = "[red]" + escape("\n".join(missing)) + "[/]" if missing else "[green]ready[/]"
+        table.add_row(split, spec.name, status)
+        problems += missing
+    console.print(table)
+    if problems:
+        err_console.print(f"[bold red]error:[/] {len(problems)} missing item(s)", highlight=False)
+        raise typer.Exit(2)
+
+
 @app.command(name="leaderboard")
 def leaderboard_(
     db: Path = typer.Option(Path("bench_results/results.duckdb"), "--db", help="Results DB."),
