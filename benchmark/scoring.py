@@ -17,7 +17,7 @@ from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
 from benchmark.errors import BenchError
 from benchmark.models.train import to_pixels
 from benchmark.store import Store
-from explainers.base import Explainer, fit_and_explain
+from explainers.base import Explainer, build_explainer, fit_and_explain
 from explainers.canonical import CanonicalFace, CanonicalSummary, PiecewiseAffine
 from leaderboard.site import slug
 from metrics.base import Metric, MetricContext
@@ -235,11 +235,9 @@ def _build(
     cls: Any, model: Any, kwargs: dict[str, Any], canonical: CanonicalFace | None, label: str
 ) -> Explainer:
     """An explainer with the suite's parameters and, where it needs one, the canonical face."""
-    if "canonical" in getattr(cls, "needs", ()):
-        if canonical is None:
-            raise BenchError(f"explainer {label} needs landmarks, which the test data lacks")
-        kwargs = {"canonical": canonical, **kwargs}
-    return cls(model, **kwargs)
+    if canonical is None and "canonical" in getattr(cls, "needs", ()):
+        raise BenchError(f"explainer {label} needs landmarks, which the test data lacks")
+    return build_explainer(cls, model, canonical=canonical, **kwargs)
 
 
 def _reexplain(

@@ -152,6 +152,20 @@ def to_map(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return a
 
 
+def build_explainer(cls: Callable[..., Explainer], model: ModelLike, *, canonical: Any = None,
+                    **params: Any) -> Explainer:  # fmt: skip
+    """An explainer of class ``cls``; the canonical face goes only to methods that need it.
+
+    Raises:
+        ValueError: ``cls`` needs a canonical face and none was given.
+    """
+    if "canonical" in getattr(cls, "needs", ()):
+        if canonical is None:
+            raise ValueError(f"{getattr(cls, '__name__', cls)} needs a canonical face")
+        params = {"canonical": canonical, **params}
+    return cls(model, **params)
+
+
 def fit_and_explain(
     explainer: Explainer,
     x_batch: torch.Tensor,

@@ -24,11 +24,11 @@ def toy_landmarks(n: int, seed: int = 3) -> torch.Tensor:
 
 def build(cls, model: nn.Module, **params):
     """An explainer of class ``cls``; methods that need a canonical face get the toy one."""
+    from explainers.base import build_explainer
     from explainers.canonical import CanonicalFace
 
-    if "canonical" in getattr(cls, "needs", ()):
-        params.setdefault("canonical", CanonicalFace(torch.tensor(TOY_POINTS), (32, 32)))
-    return cls(model, **params)
+    toy = CanonicalFace(torch.tensor(TOY_POINTS), (32, 32))
+    return build_explainer(cls, model, canonical=params.pop("canonical", toy), **params)
 
 
 class PatchMask(nn.Module):

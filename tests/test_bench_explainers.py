@@ -41,8 +41,9 @@ from benchmark.catalogue import EXPLAINERS
 from benchmark.data.synthetic import SyntheticFaces
 from benchmark.models.archs import small_cnn
 from benchmark.models.train import to_pixels
-from explainers.base import fit_and_explain, images_per_forward, to_map
+from explainers.base import build_explainer, fit_and_explain, images_per_forward, to_map
 from explainers.cams import ScoreCAM
+from explainers.canonical import CanonicalFace
 from explainers.occlusion import Occlusion
 from tests.forward_floor import ForwardFloor, forward_log, throughput, timed
 
@@ -76,13 +77,9 @@ def setup():
 def build(name: str, model: torch.nn.Module, landmarks: torch.Tensor) -> Any:
     """Explainer ``name`` with PARAMS; methods that need a canonical face get the mean
     landmark shape of the batch."""
-    cls = EXPLAINERS.get(name)
+    face = CanonicalFace.mean_of(landmarks, (SIDE, SIDE))
     params = {"batch_size": B, "seed": 0, **PARAMS.get(name, {})}
-    if "canonical" in getattr(cls, "needs", ()):
-        from explainers.canonical import CanonicalFace
-
-        params["canonical"] = CanonicalFace.mean_of(landmarks, (SIDE, SIDE))
-    return cls(model, **params)
+    return build_explainer(EXPLAINERS.get(name), model, canonical=face, **params)
 
 
 @pytest.fixture(scope="module")

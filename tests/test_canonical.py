@@ -156,3 +156,13 @@ def test_canonical_summary_peaks_where_the_maps_peak_on_the_face(faces):
     want = canon.landmarks[0, 3:].mean(0)
     assert abs(c - float(want[0])) <= 1.5 and abs(r - float(want[1])) <= 1.5
     assert summary.n == len(faces) and float(mean.min()) >= 0 and float(mean.max()) <= 1
+
+
+def test_build_explainer_hands_the_canonical_face_only_to_methods_that_need_it(patch_model):
+    from explainers.base import build_explainer
+    from explainers.gradcam import GradCAM
+
+    assert build_explainer(CanonicalModelSaliency, patch_model, canonical=TOY).canonical is TOY
+    assert isinstance(build_explainer(GradCAM, patch_model, canonical=TOY), GradCAM)
+    with pytest.raises(ValueError, match="needs a canonical face"):
+        build_explainer(CanonicalImageSaliency, patch_model)
