@@ -38,6 +38,30 @@ DATASETS.register(
     aliases=("CelebAMask-HQ", "celebamaskhq"),
     summary="CelebAMask-HQ from a local folder: images, merged 19-label maps, attributes.",
 )
+DATASETS.register(
+    "fairface",
+    "benchmark.data.fairface:FairFace",
+    aliases=("FairFace",),
+    summary="FairFace from a local folder: gender, age bins, 7 races; detected landmarks.",
+)
+DATASETS.register(
+    "rfw",
+    "benchmark.data.rfw:RFW",
+    aliases=("RFW",),
+    summary="Racial Faces in the Wild from a local folder: 4 races, identities, pairs.",
+)
+DATASETS.register(
+    "lfw",
+    "benchmark.data.lfw:LFW",
+    aliases=("LFW",),
+    summary="Labeled Faces in the Wild from a local folder: identities and pairs.",
+)
+DATASETS.register(
+    "image_folder",
+    "benchmark.data.folder:ImageFolder",
+    aliases=("folder", "generic_folder"),
+    summary="Your own images + CSV of attributes; optional masks and landmarks.",
+)
 
 MODELS.register(
     "small_cnn",
