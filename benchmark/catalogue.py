@@ -1,4 +1,5 @@
-"""The catalogue: every built-in dataset, model, explainer and metric, registered lazily.
+"""The catalogue: every built-in dataset, model, explainer, metric and region protocol,
+registered lazily.
 
 Adding a component is one file in its package and one line here. Third-party packages
 register under the entry-point groups named below (see README, "Plugins").
@@ -12,13 +13,28 @@ DATASETS = Registry("dataset", group="face_xai_bench.datasets")
 MODELS = Registry("model", group="face_xai_bench.models")
 EXPLAINERS = Registry("explainer", group="face_xai_bench.explainers")
 METRICS = Registry("metric", group="face_xai_bench.metrics")
+REGION_PROTOCOLS = Registry("region protocol", group="face_xai_bench.region_protocols")
 
 REGISTRIES: dict[str, Registry] = {
     "datasets": DATASETS,
     "models": MODELS,
     "explainers": EXPLAINERS,
     "metrics": METRICS,
+    "region_protocols": REGION_PROTOCOLS,
 }
+
+REGION_PROTOCOLS.register(
+    "celebamask",
+    "benchmark.data.protocols:CelebAMaskRegions",
+    aliases=("celebamask_hq", "masks19"),
+    summary="The 19 CelebAMask-HQ labels from the dataset's label maps (METHODS §1).",
+)
+REGION_PROTOCOLS.register(
+    "landmark11",
+    "benchmark.data.protocols:Landmark11Regions",
+    aliases=("xaiface_patches",),
+    summary="XAIface's 11 heuristic patches from 5 landmarks; overlapping masks.",
+)
 
 DATASETS.register(
     "synthetic_faces",

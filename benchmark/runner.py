@@ -18,10 +18,10 @@ from rich.console import Console
 
 from benchmark import provenance
 from benchmark.allocator import tune_glibc_malloc
-from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS
+from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS, REGION_PROTOCOLS
 from benchmark.data.base import FaceArrays
 from benchmark.data.bias import BiasSplit, balanced_test, biased_subset
-from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
+from benchmark.data.protocols import RegionProtocol
 from benchmark.errors import BenchError
 from benchmark.models.train import (
     CheckpointCache,
@@ -57,6 +57,7 @@ class Plan:
     datasets: dict[str, Any]
     explainers: list[tuple[str, type, dict[str, Any]]]
     metrics: list[tuple[str, type, dict[str, Any]]]
+    protocol: RegionProtocol
     bias_regions: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     fresh: bool = False
 
@@ -70,15 +71,15 @@ def seed_for(seed: int, *parts: Any) -> int:
     return int(stable_hash([seed, *parts])[:8], 16)
 
 
-def _bias_regions(sc: Scenario) -> tuple[tuple[str, ...], ...]:
+def _bias_regions(sc: Scenario, protocol: RegionProtocol) -> tuple[tuple[str, ...], ...]:
     groups = []
     for attr in sc.attributes:
         custom = (sc.bias_regions or {}).get(attr)
-        regions = tuple(custom) if custom else ATTRIBUTE_REGIONS.get(attr)
+        regions = tuple(custom) if custom else protocol.attribute_regions.get(attr)
         if not regions:
             raise BenchError(
-                f"{sc.name}: scenario attribute {attr!r} has no default regions; "
-                f"give scenarios[].bias_regions.{attr}"
+                f"{sc.name}: scenario attribute {attr!r} has no default regions under "
+                f"region protocol {type(protocol).__name__}; give scenarios[].bias_regions.{attr}"
             )
         groups.append(regions)
     return tuple(groups)
@@ -114,10 +115,11 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
                 "dataset with landmarks such as synthetic_faces"
             )
     metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
+    protocol = REGION_PROTOCOLS.get(suite.region_protocol)()
     needs: set[str] = set()
     for i, (name, cls, params) in enumerate(metrics):
         try:  # metrics are cheap to build: catch bad parameter values before any work
-            metric_needs = cls(MetricContext(REGION_NAMES), **params).needs  # may use params
+            metric_needs = cls(MetricContext(protocol.regions), **params).needs  # may use params
         except (TypeError, ValueError) as exc:
             raise BenchError(f"{suite.source}: metrics[{i}].params: {exc}") from None
         if "reliance" in metric_needs and not supports_counterfactuals(datasets["test"]):
@@ -126,9 +128,18 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
                 f"dataset.test {suite.dataset.test.name!r} cannot make; expected a dataset "
                 "such as synthetic_faces"
             )
+        if "masks" in metric_needs and provides is not None and protocol.needs not in provides:
+            raise BenchError(
+                f"{suite.source}: metrics[{i}]: {name} needs region masks; region protocol "
+                f"{suite.region_protocol!r} makes them from {protocol.needs.replace('_', ' ')}, "
+                f"which dataset.test {suite.dataset.test.name!r} does not provide; expected "
+                "region_protocol: landmark11 for a dataset with landmarks only"
+            )
         needs |= metric_needs
     regions = (
-        {sc.name: _bias_regions(sc) for sc in suite.scenarios} if "bias_regions" in needs else {}
+        {sc.name: _bias_regions(sc, protocol) for sc in suite.scenarios}
+        if "bias_regions" in needs
+        else {}
     )
     if suite.model.checkpoint and not Path(suite.model.checkpoint).is_file():
         raise BenchError(f"{suite.source}: model.checkpoint: no such file {suite.model.checkpoint}")
@@ -142,6 +153,7 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         datasets=datasets,
         explainers=explainers,
         metrics=metrics,
+        protocol=protocol,
         bias_regions=regions,
         fresh=fresh,
     )
@@ -346,7 +358,8 @@ def scenario_reliance(
     with torch.no_grad():
         reliance = true_reliance(dataset, explained, model, y, attrs, p.suite.explain.batch_size)
     store.put_reliance(p.run_id, sc.name, [
-        {"attribute": a, "regions": list(ATTRIBUTE_REGIONS[a]), "reliance": r,
+        {"attribute": a, "regions": list(p.protocol.attribute_regions.get(a, ())),
+         "reliance": r,
          "n": len(explained)}
         for a, r in reliance.items()
     ])  # fmt: skip

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from benchmark.data.base import FaceArrays
-from benchmark.data.regions import ATTRIBUTE_REGIONS, REGION_NAMES
+from benchmark.data.protocols import CelebAMaskRegions
 from benchmark.errors import BenchError
 from benchmark.models.train import to_pixels
 from benchmark.store import Store
@@ -35,6 +35,9 @@ class FaceXFigures:
         region_names: names of the label ids.
         patch: patch side Z in pixels.
         top_k: patches kept per region.
+        canonical: the canonical face for the canonical summary figure, or None.
+        image_size: (H, W) of the explained images.
+        prototype: draw the prototype heatmap (CelebAMask-HQ regions only).
     """
 
     def __init__(
@@ -44,10 +47,11 @@ class FaceXFigures:
         top_k: int,
         canonical: CanonicalFace | None = None,
         image_size: tuple[int, int] = (0, 0),
+        prototype: bool = True,
     ):
         from metrics.patches import HighImpactPatches
 
-        self.region_names = region_names
+        self.region_names, self.prototype = region_names, prototype
         self.patches = HighImpactPatches(region_names, patch, top_k)
         self.ior = RegionIoR(len(region_names))
         self.canonical = canonical
@@ -97,10 +101,9 @@ class FaceXFigures:
             (r for r, v in by_region.items() if v is not None),
             key=lambda r: -ior[self.region_names.index(r)],
         )
-        return {
-            "prototype": prototype_figure(by_region, title=title),
-            "patches": patch_grid_figure(self.patches.result(), order, title=title),
-        }
+        out = {"prototype": prototype_figure(by_region, title=title)} if self.prototype else {}
+        out["patches"] = patch_grid_figure(self.patches.result(), order, title=title)
+        return out
 
 
 def canonical_for(dataset: Any, faces: FaceArrays) -> tuple[CanonicalFace | None, Any]:
@@ -124,17 +127,20 @@ def canonical_for(dataset: Any, faces: FaceArrays) -> tuple[CanonicalFace | None
     return CanonicalFace(face.points, face.size, image), points
 
 
-def _context(p: Plan, sc: Scenario, test: FaceArrays, reliance: dict[str, float]) -> MetricContext:
-    index = test.regions.index
+def _context(p: Plan, sc: Scenario, reliance: dict[str, float]) -> MetricContext:
+    names = tuple(p.protocol.regions)
+    index = names.index
+    linked = {a: p.protocol.attribute_regions.get(a, ()) for a in reliance}
     return MetricContext(
-        region_names=tuple(test.regions),
+        region_names=names,
         bias_attributes=tuple(sc.attributes) if p.bias_regions else (),
         bias_regions=tuple(
             tuple(index(r) for r in group) for group in p.bias_regions.get(sc.name, ())
         ),
         n_classes=2,
-        reliance=reliance,
-        attribute_regions={a: tuple(index(r) for r in ATTRIBUTE_REGIONS[a]) for a in reliance},
+        # Attributes outside every region of the protocol have no place in the ranking.
+        reliance={a: r for a, r in reliance.items() if linked[a]},
+        attribute_regions={a: tuple(index(r) for r in g) for a, g in linked.items() if g},
     )
 
 
@@ -161,18 +167,24 @@ def explain_and_score(
     progress,
 ) -> None:
     """Every explainer on the explained images, every metric updated batch by batch."""
-    ctx = _context(p, sc, test, reliance)
+    ctx = _context(p, sc, reliance)
     bs = p.suite.explain.batch_size
     images = test.images.to(p.device)  # uint8: the explained set moves once
     masks = test.label_maps.to(p.device) if test.label_maps is not None else None
+    sparse = test.landmarks.to(p.device) if test.landmarks is not None else None
     boxes = test.boxes.to(p.device) if test.boxes is not None else None
     canonical, points = canonical_for(p.datasets["test"], test)
     points = points.to(p.device) if points is not None else None
     targets = targets.to(p.device)
     fig = p.suite.figures
     patch = fig.patch_size or max(1, test.size[0] // 32)
-    # The prototype is drawn on CelebAMask-HQ's regions; other protocols get none yet.
-    drawable = masks is not None and set(ctx.region_names) <= set(REGION_NAMES)
+    # The prototype is drawn on CelebAMask-HQ's regions; other protocols get the patches.
+    drawable = masks is not None and isinstance(p.protocol, CelebAMaskRegions)
+
+    def regions_at(i: int) -> torch.Tensor | None:
+        lab = masks[i : i + bs] if masks is not None else None
+        lm = sparse[i : i + bs] if sparse is not None else None
+        return p.protocol.s_batch(lab, lm, test.size)
 
     def batches():
         for i in range(0, len(images), bs):
@@ -193,15 +205,17 @@ def explain_and_score(
         explainer = _build(cls, model, kwargs, canonical, label)
         metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
         figures = None
-        if fig.enabled and (drawable or canonical is not None):
-            figures = FaceXFigures(ctx.region_names, patch, fig.top_k, canonical, test.size)
+        if fig.enabled:
+            figures = FaceXFigures(
+                ctx.region_names, patch, fig.top_k, canonical, test.size, prototype=drawable
+            )
         task = progress.add_task(f"{label} on {sc.name}", total=len(images))
         t0 = time.perf_counter()
         if explainer.dataset_level:  # model-level methods (CMS) see the whole set first
             explainer.fit(batch for _, batch in batches())
         for i, batch in batches():
             x, y, lm = batch["x_batch"], batch["y_batch"], batch["l_batch"]
-            s = masks[i : i + bs] if masks is not None else None
+            s = regions_at(i)
             b = boxes[i : i + bs] if boxes is not None else None
             a = explainer.explain(x, y, lm)
             explain_fn = partial(_reexplain, cls, kwargs, canonical, label, lm)
@@ -212,7 +226,7 @@ def explain_and_score(
                     cache=cache, explain_fn=explain_fn,
                 )  # fmt: skip
             if figures is not None:
-                figures.update(x, a, s if drawable else None, lm, i)
+                figures.update(x, a, s, lm, i)
             progress.advance(task, len(x))
         scores, regions, per_image = [], [], {}
         for name, metric in metrics:

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 
 from metrics.base import Metric, MetricContext, MetricResult
+from metrics.regions import region_masks
 
 Reference = Literal["bias", "face"]
 
@@ -37,7 +38,7 @@ def union_box_from_masks(
     """Bounding box of the union of the given regions' pixels, per label map.
 
     Args:
-        s_batch: region label maps (B, H, W).
+        s_batch: region label maps (B, H, W) or per-region masks (B, R, H, W).
         region_ids: the label ids whose pixels form the union.
 
     Returns:
@@ -45,8 +46,7 @@ def union_box_from_masks(
         bool; where no pixel of those regions exists the box is all zeros and
         ``present`` is False.
     """
-    ids = torch.as_tensor(list(region_ids), device=s_batch.device, dtype=s_batch.dtype)
-    m = torch.isin(s_batch, ids)
+    m = region_masks(s_batch, region_ids)
     rows, cols = m.any(2), m.any(1)  # (B, H), (B, W)
     h, w = rows.shape[1], cols.shape[1]
     # argmax of a bool row gives the first True; on the flipped row, the last one.

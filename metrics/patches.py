@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from metrics.regions import minmax
+from metrics.regions import is_stack, minmax
 
 
 @dataclass
@@ -88,7 +88,8 @@ class HighImpactPatches:
         Args:
             x_batch: images in pixel space [0, 1], float (B, 3, H, W).
             a_batch: saliency maps, any range (B, H, W).
-            s_batch: region label maps, ids in [0, len(region_names)) (B, H, W).
+            s_batch: region label maps, ids in [0, len(region_names)) (B, H, W), or
+                per-region masks (B, R, H, W), which may overlap.
             offset: index of the batch's first image in the whole explained set.
         """
         b, h, w = a_batch.shape
@@ -101,20 +102,14 @@ class HighImpactPatches:
         n_patch = ny * nx
 
         g = minmax(a_batch.float())[:, :hc, :wc]
-        labels = s_batch[:, :hc, :wc].long()
-        # An id ≥ R would silently land in the next patch's bucket of the flat index.
-        if labels.numel() and (labels.min() < 0 or labels.max() >= n_reg):
-            raise ValueError(f"label ids must lie in [0, {n_reg}) for {n_reg} region names")
-        rows = torch.arange(hc, device=dev) // z
-        cols = torch.arange(wc, device=dev) // z
-        patch_id = rows[:, None] * nx + cols[None, :]  # (hc, wc)
-        index = (patch_id[None] * n_reg + labels).flatten(1)
-        # float64 accumulation: CUDA's atomic adds run in any order, and summing ≤ Z²
-        # values in [0, 1] in double makes the float32 result (and so ties) independent of it.
-        v = torch.zeros(b, n_patch * n_reg, dtype=torch.float64, device=dev)
-        v.scatter_add_(1, index, g.flatten(1).double())
-        v = v.float().view(b, n_patch, n_reg)
-
+        if is_stack(s_batch):  # overlapping masks: the sum per patch of G ⊙ M_r, per region
+            m = s_batch[:, :, :hc, :wc].to(torch.float64)
+            if m.shape[1] != n_reg:
+                raise ValueError(f"expected {n_reg} region masks, got {m.shape[1]}")
+            gm = g.double()[:, None] * m
+            v = gm.view(b, n_reg, ny, z, nx, z).sum((3, 5)).flatten(2).transpose(1, 2).float()
+        else:
+            v = self._label_sums(g, s_batch[:, :hc, :wc].long(), nx, z)
         # Each image's best patch per region; the first one in raster order on ties.
         best = v.amax(dim=1, keepdim=True)  # (B, 1, R)
         order = torch.arange(n_patch, device=dev).view(1, n_patch, 1)
@@ -145,6 +140,23 @@ class HighImpactPatches:
         self._images = images.gather(1, keep)
         self._origins = origins[torch.arange(n_reg, device=dev)[:, None], keep]
         self._pixels = pixels[torch.arange(n_reg, device=dev)[:, None], keep]
+
+    def _label_sums(self, g: Tensor, labels: Tensor, nx: int, z: int) -> Tensor:
+        """(B, patches, R): Σ over each patch of G on each label's pixels, one scatter."""
+        b, hc, wc = g.shape
+        n_reg, dev = len(self.region_names), g.device
+        # An id ≥ R would silently land in the next patch's bucket of the flat index.
+        if labels.numel() and (labels.min() < 0 or labels.max() >= n_reg):
+            raise ValueError(f"label ids must lie in [0, {n_reg}) for {n_reg} region names")
+        rows = torch.arange(hc, device=dev) // z
+        cols = torch.arange(wc, device=dev) // z
+        patch_id = rows[:, None] * nx + cols[None, :]  # (hc, wc)
+        index = (patch_id[None] * n_reg + labels).flatten(1)
+        # float64 accumulation: CUDA's atomic adds run in any order, and summing ≤ Z²
+        # values in [0, 1] in double makes the float32 result (and so ties) independent of it.
+        v = torch.zeros(b, (hc // z) * nx * n_reg, dtype=torch.float64, device=dev)
+        v.scatter_add_(1, index, g.flatten(1).double())
+        return v.float().view(b, -1, n_reg)
 
     def result(self) -> dict[str, PatchSet]:
         """The kept patches of every region (empty where no patch had V > 0)."""

@@ -14,6 +14,20 @@ import torch.nn.functional as F
 IorMode = Literal["soft", "thresholded"]
 
 
+def is_stack(s_batch: torch.Tensor) -> bool:
+    """True for per-region masks (B, R, H, W), which may overlap (landmark patches);
+    False for label maps (B, H, W), one region id per pixel (CelebAMask-HQ)."""
+    return s_batch.dim() == 4
+
+
+def region_masks(s_batch: torch.Tensor, region_ids) -> torch.Tensor:
+    """(B, H, W) bool: pixels in any of ``region_ids``, from label maps or a mask stack."""
+    ids = list(region_ids)
+    if is_stack(s_batch):
+        return s_batch[:, ids].bool().any(1)
+    return torch.isin(s_batch, torch.as_tensor(ids, device=s_batch.device, dtype=s_batch.dtype))
+
+
 def minmax(a_batch: torch.Tensor) -> torch.Tensor:
     """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros."""
     flat = a_batch.flatten(1)
@@ -32,6 +46,11 @@ def binarise(g: torch.Tensor) -> torch.Tensor:
     return ((flat >= mean_nz) & (flat > 0)).float().view_as(g)
 
 
+def _binarised_at(g: torch.Tensor, size: int) -> torch.Tensor:
+    g = F.interpolate(g.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
+    return binarise(g.squeeze(1))
+
+
 def image_ior(
     a_batch: torch.Tensor,
     s_batch: torch.Tensor,
@@ -43,7 +62,8 @@ def image_ior(
 
     Args:
         a_batch: saliency maps (B, H, W).
-        s_batch: region label maps (B, H, W), ids in [0, n_regions).
+        s_batch: region label maps (B, H, W), ids in [0, n_regions); or per-region
+            masks (B, n_regions, H, W), which may overlap.
         n_regions: number of region ids.
         mode: "soft" (the paper) or "thresholded" (the public code: G binarised at the
             mean of its non-zero values, at ``size``×``size``).
@@ -53,10 +73,18 @@ def image_ior(
         ior (B, R) float, and present (B, R) bool (region r has pixels in image i).
     """
     g = minmax(a_batch.float())
+    if is_stack(s_batch):
+        masks = s_batch.float()
+        if mode == "thresholded":
+            g = _binarised_at(g, size)
+            masks = F.interpolate(masks, size=(size, size), mode="nearest")
+        sums = torch.einsum("bhw,brhw->br", g, masks)
+        counts = masks.sum((2, 3))
+        present = counts > 0
+        return sums / counts.clamp_min(1), present
     labels = s_batch.long()
     if mode == "thresholded":
-        g = F.interpolate(g.unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
-        g = binarise(g.squeeze(1))
+        g = _binarised_at(g, size)
         labels = F.interpolate(labels.unsqueeze(1).float(), size=(size, size), mode="nearest")
         labels = labels.squeeze(1).long()
     b = g.shape[0]

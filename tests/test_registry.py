@@ -80,8 +80,8 @@ def test_entry_point_plugins(monkeypatch):
     assert {e.name: e.source for e in reg}["my_explainer"].startswith("plugin:")
 
 
-def test_catalogue_has_the_four_registries():
-    assert set(REGISTRIES) == {"datasets", "models", "explainers", "metrics"}
+def test_catalogue_has_the_five_registries():
+    assert set(REGISTRIES) == {"datasets", "models", "explainers", "metrics", "region_protocols"}
     assert "synthetic_faces" in DATASETS and "small_cnn" in MODELS
     assert "gradcam" in EXPLAINERS and "ranking_position" in METRICS
 

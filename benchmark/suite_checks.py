@@ -1,0 +1,147 @@
+"""Suite checks against the catalogue: component names (with close matches), unique
+labels, scenario attributes against the training dataset, the region protocol's region
+names, and ``params`` against the components' signatures. Each problem is one
+``SuiteError`` line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS, REGION_PROTOCOLS
+from benchmark.errors import UnknownNameError, did_you_mean
+from benchmark.registry import Registry
+from benchmark.suite import ComponentSpec, Suite
+from benchmark.suite_errors import FileFor, Loc, SuiteError
+from explainers.plugin import function_params, is_function_explainer
+
+
+def _canonical(registry: Registry, name: str, file: str, loc: Loc) -> str:
+    try:
+        return registry.entry(name).name
+    except UnknownNameError as exc:
+        hint = did_you_mean(name, exc.known) or "; known: " + ", ".join(exc.known)
+        msg = f"expected a registered {registry.kind}, got {name!r}{hint}"
+        raise SuiteError(file, loc, msg) from None
+
+
+def _load(registry: Registry, name: str) -> Any:
+    """The component, or None when it cannot be imported yet (the run reports that)."""
+    try:
+        return registry.get(name)
+    except Exception:
+        return None
+
+
+def _accepted_params(target: Any, skip: int) -> list[str] | None:
+    """Keyword names ``target`` takes, or None when it takes anything.
+
+    A class whose ``__init__`` forwards ``**kwargs`` to its base (explainers do, for
+    ``batch_size``/``seed``/``device``) also accepts the base's keywords: walk the MRO.
+    """
+    kind = inspect.Parameter
+    by_name = (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)
+    is_class = isinstance(target, type)
+    inits = [c.__init__ for c in target.__mro__ if "__init__" in vars(c)] if is_class else []
+    accepted: list[str] = []
+    for func in inits if is_class else [target]:
+        try:
+            parameters = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if is_class:
+            parameters = parameters[1:]  # self
+        runtime = [p for p in parameters if p.kind is not kind.KEYWORD_ONLY][:skip]
+        accepted += [p.name for p in parameters if p.kind in by_name and p not in runtime]
+        if not any(p.kind is kind.VAR_KEYWORD for p in parameters):
+            return list(dict.fromkeys(accepted))
+    return None
+
+
+def _check_params(
+    registry: Registry, name: str, params: dict, skip: int, file: str, loc: Loc
+) -> None:
+    """Refuse ``params`` keys the component's signature lacks (after ``skip`` runtime args)."""
+    if not params or (target := _load(registry, name)) is None:
+        return
+    if registry is EXPLAINERS and is_function_explainer(target):  # fn(model, x, target, **p)
+        accepted = function_params(target, extra=("needs_grad", "batch_size", "seed", "device"))
+    else:
+        accepted = _accepted_params(target, skip)
+    if accepted is None:
+        return
+    for key in (k for k in params if k not in accepted):
+        hint = did_you_mean(str(key), accepted) or "; expected one of " + ", ".join(accepted)
+        msg = f"unknown parameter {key!r} for {registry.kind} {name!r}"
+        raise SuiteError(file, loc, msg + (hint if accepted else "; it takes none"))
+
+
+def _check_attributes(suite: Suite, file_for: FileFor) -> None:
+    """Scenario targets and attributes must be the training dataset's (when it says)."""
+    name = suite.dataset.train.name
+    dataset = _load(DATASETS, name)
+    if getattr(dataset, "attribute_names", None) is None:
+        return
+    attributes = list(dataset.attribute_names)
+    groups = list(getattr(dataset, "group_names", None) or ())
+    for i, scenario in enumerate(suite.scenarios):
+        checks = [(("target",), "an attribute", scenario.target, attributes)]
+        checks += [
+            (("attributes", j), "an attribute or group", attr, attributes + groups)
+            for j, attr in enumerate(scenario.attributes)
+        ]
+        for sub, what, value, known in checks:
+            if value not in known:
+                loc = ("scenarios", i, *sub)
+                hint = did_you_mean(value, known) or "; known: " + ", ".join(known[:20])
+                msg = f"expected {what} of dataset {name!r}, got {value!r}{hint}"
+                raise SuiteError(file_for(loc), loc, msg)
+
+
+def _check_regions(suite: Suite, file_for: FileFor) -> None:
+    """The region protocol is registered; ``bias_regions`` name its regions."""
+    loc: Loc = ("region_protocol",)
+    _canonical(REGION_PROTOCOLS, suite.region_protocol, file_for(loc), loc)
+    protocol = _load(REGION_PROTOCOLS, suite.region_protocol)
+    known = list(getattr(protocol, "regions", ()) or ())
+    if not known:
+        return
+    for i, scenario in enumerate(suite.scenarios):
+        for key, regions in (scenario.bias_regions or {}).items():
+            for j, region in enumerate(regions):
+                if region not in known:
+                    loc = ("scenarios", i, "bias_regions", key, j)
+                    hint = did_you_mean(region, known) or "; known: " + ", ".join(known)
+                    msg = f"expected a region of protocol {suite.region_protocol!r}, "
+                    raise SuiteError(file_for(loc), loc, msg + f"got {region!r}{hint}")
+
+
+def check_catalogue(suite: Suite, file_for: FileFor) -> None:
+    """Names against the registries, unique explainer labels, attributes, then params."""
+    train, test = suite.dataset.train, suite.dataset.test
+    checks: list[tuple[Registry, Any, Loc, str, int]] = [
+        (DATASETS, train, ("dataset", "train"), train.name, 0),
+        (DATASETS, test, ("dataset", "test"), test.name, 0),
+        (MODELS, suite.model, ("model",), suite.model.arch, 0),
+    ]
+    for key, registry in (("explainers", EXPLAINERS), ("metrics", METRICS)):
+        checks += [(registry, s, (key, i), s.name, 1) for i, s in enumerate(getattr(suite, key))]
+    for registry, spec, loc, name, _ in checks:
+        name_loc = (*loc, "arch" if registry is MODELS else "name")
+        canonical = _canonical(registry, name, file_for(name_loc), name_loc)
+        if isinstance(spec, ComponentSpec):
+            spec._canonical = canonical
+    for key in ("explainers", "metrics"):
+        labels = [spec.display_name for spec in getattr(suite, key)]
+        for i, label in enumerate(labels):
+            if label in labels[:i]:
+                loc = (key, i)
+                msg = f"expected a unique label, got {label!r} again"
+                msg += f" ({key}[{labels.index(label)}]); add `label:` to tell them apart"
+                raise SuiteError(file_for(loc), loc, msg)
+    _check_attributes(suite, file_for)
+    _check_regions(suite, file_for)
+    for registry, spec, loc, name, skip in checks:
+        params_loc = (*loc, "params")
+        _check_params(registry, name, spec.params, skip, file_for(params_loc), params_loc)
