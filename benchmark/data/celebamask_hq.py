@@ -13,13 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-import cv2
 import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
 from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_image, read_mapping
+from benchmark.data.masks import merge_region_pngs
 from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import BenchError
 
@@ -29,7 +29,6 @@ MASKS = "CelebAMask-HQ-mask-anno"
 ATTRIBUTES = "CelebAMask-HQ-attribute-anno.txt"
 MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 PER_FOLDER = 2000  # mask files per numbered folder
-SKIN = REGION_NAMES.index("skin")
 TRANSFORM = "area-nearest-v1"  # part of the cache key: change it with the transform
 
 
@@ -46,25 +45,11 @@ def merge_masks(folder: Path, index: int, size: int | None = None) -> np.ndarray
         size: side of the returned map (nearest neighbour); None keeps the PNGs' size.
     """
     sub = folder / str(index // PER_FOLDER)
-    labels: np.ndarray | None = None
-    for label, region in enumerate(REGION_NAMES[1:], start=1):
-        path = sub / f"{index:05d}_{region}.png"
-        if not path.is_file():
-            continue  # no file: the region is absent from this face
-        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if mask is None:
-            raise BenchError(f"CelebAMask-HQ: {path} is not a readable PNG")
-        if labels is None:
-            labels = np.zeros(mask.shape, dtype=np.uint8)
-        on = mask > 127
-        if label == SKIN:
-            on &= labels == 0  # skin never overrides another region
-        labels[on] = label
-    if labels is None:
-        labels = np.zeros((512, 512), dtype=np.uint8)  # no region at all: background
-    if size is not None and labels.shape != (size, size):
-        labels = cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST)
-    return labels
+    paths = {
+        label: sub / f"{index:05d}_{region}.png"
+        for label, region in enumerate(REGION_NAMES[1:], start=1)
+    }
+    return merge_region_pngs(paths, size, empty_shape=(512, 512))
 
 
 class CelebAMaskHQ:
