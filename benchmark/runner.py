@@ -20,7 +20,7 @@ from benchmark import provenance
 from benchmark.allocator import tune_glibc_malloc
 from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS, REGION_PROTOCOLS
 from benchmark.data.base import FaceArrays
-from benchmark.data.bias import BiasSplit, balanced_test, biased_subset
+from benchmark.data.bias import BiasSplit, balanced_test
 from benchmark.data.protocols import RegionProtocol
 from benchmark.errors import BenchError
 from benchmark.models.train import (
@@ -34,6 +34,7 @@ from benchmark.progress import make_progress
 from benchmark.reliance import measured_attributes, supports_counterfactuals, true_reliance
 from benchmark.report import summary_table
 from benchmark.scoring import explain_and_score
+from benchmark.splits import accuracies, columns, describe_cells, test_target, train_split
 from benchmark.store import Store
 from benchmark.suite import Scenario, Suite, load_suite, suite_hash
 from explainers.plugin import as_explainer
@@ -164,27 +165,6 @@ def load_split(p: Plan, split: str) -> FaceArrays:
     return p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
 
 
-def _columns(pool: FaceArrays, sc: Scenario) -> tuple[torch.Tensor, torch.Tensor]:
-    target = pool.attribute(sc.target).long()
-    cols = [pool.attribute(a).long() for a in sc.attributes]
-    attrs = torch.stack(cols, 1) if cols else torch.zeros(len(pool), 0, dtype=torch.long)
-    return target, attrs
-
-
-def _accuracies(correct: torch.Tensor, aligned: torch.Tensor, has_bias: bool) -> dict[str, Any]:
-    def acc(mask: torch.Tensor) -> float | None:
-        return float(correct[mask].float().mean()) if bool(mask.any()) else None
-
-    every = torch.ones_like(aligned)
-    return {
-        "accuracy": acc(every),
-        "accuracy_aligned": acc(aligned) if has_bias else None,
-        "accuracy_conflicting": acc(~aligned) if has_bias else None,
-        "n_aligned": int(aligned.sum()) if has_bias else None,
-        "n_conflicting": int((~aligned).sum()) if has_bias else None,
-    }
-
-
 def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progress) -> tuple:
     """Build the arch; load the user checkpoint, the cached one, or train and cache."""
     m = p.suite.model
@@ -284,23 +264,11 @@ def run_suite(
     return p.run_id
 
 
-def _cells(cells: dict[str, int]) -> str:
-    """``Male/Wearing_Lipstick 0/0: 27, 0/1: 2709 …``: the cell names once, then values."""
-    keys = list(cells)
-    names = "/".join(part.split("=")[0] for part in keys[0].split(","))
-    values = ", ".join(
-        "/".join(part.split("=")[1] for part in k.split(",")) + f": {cells[k]}" for k in keys
-    )
-    return f"({names} {values})"
-
-
 def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, timings) -> None:
     names = [sc.target, *sc.attributes]
-    t_tr, a_tr = _columns(train, sc)
-    split = biased_subset(
-        t_tr, a_tr, sc.directions(), sc.rho, seed_for(p.suite.seed, "bias"), names
-    )
-    t_te, a_te = _columns(test, sc)
+    split = train_split(p, sc, train)
+    t_te, labelled = test_target(p, sc, test)
+    a_te = columns(test, sc)[1]
     test_seed = seed_for(p.suite.seed, "test")
     tsplit = balanced_test(t_te, a_te, sc.directions(), test_seed, names)
     # The explained images: the same cells, capped; with the same seed they are a
@@ -308,14 +276,20 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
     esplit = balanced_test(
         t_te, a_te, sc.directions(), test_seed, names, p.suite.explain.max_images
     )
+    n_out = int(p.suite.model.params.get("n_classes", 2))
+    if len(split) and (classes := int(train.attribute(sc.target)[split.index].max()) + 1) > n_out:
+        raise BenchError(
+            f"scenario {sc.name}: target {sc.target!r} has {classes} classes; expected "
+            f"model.params.n_classes: {classes} (the model has {n_out} outputs)"
+        )
     if len(split) == 0 or len(tsplit) == 0:
         raise BenchError(
             f"scenario {sc.name}: the data has no samples for this bias "
             f"(train cells {split.cells}, test cells {tsplit.cells})"
         )
     progress.console.print(
-        f"[bold]{sc.name}[/]: train {len(split)} {_cells(split.cells)}; "
-        f"test {len(tsplit)} {_cells(tsplit.cells)}",
+        f"[bold]{sc.name}[/]: train {len(split)} {describe_cells(split.cells)}; "
+        f"test {len(tsplit)} {describe_cells(tsplit.cells)}",
         highlight=False,
     )
     model, model_hash, seconds, cached = get_model(p, sc, train, split, progress)
@@ -323,7 +297,9 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
     sub = test.subset(tsplit.index)
     y = sub.attribute(sc.target).long().to(p.device)
     pred = predict(model, sub.images, p.device).argmax(-1)
-    accs = _accuracies(pred == y, tsplit.aligned.to(p.device), bool(sc.attributes))
+    accs = accuracies(pred == y, tsplit.aligned.to(p.device), bool(sc.attributes))
+    if not labelled:  # nothing to score predictions against
+        accs = {k: (v if k.startswith("n_") else None) for k, v in accs.items()}
     store.put_scenario({
         "run_id": p.run_id, "scenario": sc.name, "target": sc.target,
         "attributes": list(sc.attributes), "rho": sc.rho, "directions": sc.directions(),

@@ -129,15 +129,33 @@ class ModelSpec(_Spec):
     train: TrainRecipe = Field(default_factory=TrainRecipe)
 
 
+class DistributionBias(_Spec):
+    """Seed 001's skewed class distribution: training shares of a categorical column,
+    e.g. US-census race proportions (METHODS §8)."""
+
+    kind: Literal["distribution"]
+    attribute: Str
+    proportions: Annotated[dict[Str, Annotated[Number, Field(ge=0)]], Field(min_length=2)]
+
+    @field_validator("proportions")
+    @classmethod
+    def _some_share(cls, value: dict[str, float]) -> dict[str, float]:
+        if sum(value.values()) <= 0:
+            raise custom(f"expected shares with a positive sum, got {show(value)}")
+        return value
+
+
 class Scenario(_Spec):
-    """One injected bias: ``attributes`` aligned with ``target`` in a ``rho`` share."""
+    """One injected bias: ``attributes`` aligned with ``target`` in a ``rho`` share, or
+    (``bias.kind: distribution``) the training set drawn with skewed class shares."""
 
     name: Name
     target: Str
-    attributes: Names
+    attributes: Names = Field(default_factory=list)
     rho: Annotated[Number, _interval(0, 1)] = 0.5
     direction: Direction | list[Direction] = "positive"
     bias_regions: dict[Str, Names] | None = None
+    bias: DistributionBias | None = None
 
     @field_validator("direction", mode="before")
     @classmethod

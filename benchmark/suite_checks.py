@@ -85,12 +85,23 @@ def _check_attributes(suite: Suite, file_for: FileFor) -> None:
         return
     attributes = list(dataset.attribute_names)
     groups = list(getattr(dataset, "group_names", None) or ())
+    values = dict(getattr(dataset, "group_values", None) or {})
+    # A categorical target needs its classes named (multi-class models, FairFace race).
+    targets, what = attributes + list(values), "an attribute" + (" or group" if values else "")
     for i, scenario in enumerate(suite.scenarios):
-        checks = [(("target",), "an attribute", scenario.target, attributes)]
+        checks = [(("target",), what, scenario.target, targets)]
         checks += [
             (("attributes", j), "an attribute or group", attr, attributes + groups)
             for j, attr in enumerate(scenario.attributes)
         ]
+        if scenario.bias is not None:
+            bias = scenario.bias
+            checks.append((("bias", "attribute"), "a group", bias.attribute, list(values)))
+            if bias.attribute in values:
+                known = list(values[bias.attribute])
+                checks += [
+                    (("bias", "proportions", k), "a class", k, known) for k in bias.proportions
+                ]
         for sub, what, value, known in checks:
             if value not in known:
                 loc = ("scenarios", i, *sub)

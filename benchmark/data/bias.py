@@ -8,7 +8,7 @@ test set is balanced over the cells (target, attribute…) as far as the data al
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,11 +42,22 @@ def _cell_key(names: Sequence[str], values: Sequence[int]) -> str:
     return ",".join(f"{n}={v}" for n, v in zip(names, values, strict=True))
 
 
+def _target_values(target: torch.Tensor) -> tuple[int, ...]:
+    """The target's classes: 0 and 1 for a binary one, every known value otherwise."""
+    known = sorted({int(v) for v in target.unique().tolist() if v >= 0})
+    return tuple(sorted({0, 1} | set(known)))
+
+
+def _combos(target: torch.Tensor, k: int) -> list[tuple[int, ...]]:
+    return [(t, *a) for t in _target_values(target) for a in itertools.product((0, 1), repeat=k)]
+
+
 def cell_counts(target: torch.Tensor, attrs: torch.Tensor, names: Sequence[str]) -> dict[str, int]:
-    """Counts of every (target, attribute…) combination, all 2^(k+1) cells listed."""
+    """Counts of every (target, attribute…) combination; a multi-class target lists each
+    of its classes."""
     cols = torch.cat([target.view(-1, 1).long(), attrs.long()], dim=1)
     counts = {}
-    for combo in itertools.product((0, 1), repeat=cols.shape[1]):
+    for combo in _combos(target, attrs.shape[1]):
         hit = (cols == torch.tensor(combo)).all(dim=1)
         counts[_cell_key(names, combo)] = int(hit.sum())
     return counts
@@ -101,6 +112,32 @@ def biased_subset(
     return BiasSplit(index, cell_counts(target[index], attrs[index], names), al[index])
 
 
+def distribution_subset(
+    values: torch.Tensor, proportions: Mapping[int, float], seed: int, name: str
+) -> BiasSplit:
+    """The largest subset whose classes follow ``proportions`` (seed 001's skewed race
+    distribution; METHODS §8): n = min over classes of count_c / p_c, then ⌊n·p_c⌋ each.
+
+    Args:
+        values: (N,) class of each pool sample (-1 unknown is skipped).
+        proportions: class → share; shares are normalised to sum to 1.
+        seed: sampling seed.
+        name: the column's name, for the cell report.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    total = sum(proportions.values())
+    share = {c: p / total for c, p in proportions.items() if p > 0}
+    pools = {c: torch.nonzero(values == c).flatten() for c in share}
+    n = min(len(pools[c]) / p for c, p in share.items())
+    picked = [
+        pools[c][torch.randperm(len(pools[c]), generator=gen)[: int(n * p + 1e-9)]]
+        for c, p in share.items()
+    ]
+    index = torch.cat(picked).sort().values
+    cells = cell_counts(values[index], torch.zeros(len(index), 0, dtype=torch.long), [name])
+    return BiasSplit(index, cells, torch.ones(len(index), dtype=torch.bool))
+
+
 def balanced_test(
     target: torch.Tensor,
     attrs: torch.Tensor,
@@ -114,7 +151,7 @@ def balanced_test(
     known = _known(target, attrs)
     cols = torch.cat([target.view(-1, 1).long(), attrs.long()], dim=1)
     members = []
-    for combo in itertools.product((0, 1), repeat=cols.shape[1]):
+    for combo in _combos(target[known], attrs.shape[1]):
         hit = known & (cols == torch.tensor(combo)).all(dim=1)
         members.append(torch.nonzero(hit).flatten())
     nonempty = [m for m in members if len(m)]
