@@ -10,12 +10,14 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from benchmark.data.loader import iter_batches
 
 FACEX_RECIPE: dict[str, Any] = {
     "epochs": 20,
@@ -89,27 +91,28 @@ def train_model(
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5 if r["hflip"] else None
         epoch_loss = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            idx = order[i * bs : (i + 1) * bs]
-            x = to_pixels(images[idx], device)
-            if flips is not None:
-                f = flips[idx].to(device)
-                x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
-            y = labels[idx].to(device)
-            with _autocast(device):
-                loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            epoch_loss += loss.detach() * len(idx)
-            step += 1
-            if on_step is not None:
-                on_step(
-                    step,
-                    total,
-                    float(loss.detach()) if step % 20 == 0 or step == total else math.nan,
-                )
+        aligned = (labels,) if flips is None else (labels, flips)
+        # The loader yields images[order[i*bs:(i+1)*bs]] (and those rows of labels and
+        # flips), gathered ahead in threads: the same batches as indexing here.
+        with closing(iter_batches(images, bs, device, order=order, tensors=aligned)) as batches:
+            for xb, y, *f in batches:
+                x = to_pixels(xb, device)
+                if f:
+                    x = torch.where(f[0].view(-1, 1, 1, 1), x.flip(-1), x)
+                with _autocast(device):
+                    loss = loss_fn(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                epoch_loss += loss.detach() * len(y)
+                step += 1
+                if on_step is not None:
+                    on_step(
+                        step,
+                        total,
+                        float(loss.detach()) if step % 20 == 0 or step == total else math.nan,
+                    )
         losses.append(float(epoch_loss) / n)
     model.eval()
     return losses
@@ -122,10 +125,11 @@ def predict(
     """Softmax probabilities (N, C) on ``device`` for uint8 ``images``."""
     model.to(device).eval()
     out = []
-    for i in range(0, len(images), batch_size):
-        with _autocast(device):
-            logits = model(to_pixels(images[i : i + batch_size], device))
-        out.append(logits.float().softmax(-1))
+    with closing(iter_batches(images, batch_size, device)) as batches:
+        for (xb,) in batches:
+            with _autocast(device):
+                logits = model(to_pixels(xb, device))
+            out.append(logits.float().softmax(-1))
     return torch.cat(out)
 
 
