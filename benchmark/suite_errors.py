@@ -175,19 +175,27 @@ def translate(
 
 # --- environment variables ----------------------------------------------------------------
 
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*)|(\$))")
+_VAR = re.compile(
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*)|(\$))"
+)
 
 
 def expand_vars(text: str) -> str:
-    """Expand ``$VAR`` and ``${VAR}`` (``$$`` is a literal ``$``).
+    """Expand ``$VAR``, ``${VAR}`` and ``${VAR:-default}`` (``$$`` is a literal ``$``).
+
+    The default applies when the variable is unset or empty, as in the shell.
 
     Raises:
-        KeyError: with the name of the first variable that is not set.
+        KeyError: with the name of the first variable that is not set and has no default.
     """
 
     def sub(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        return "$" if match.group(3) else os.environ[name]
+        if match.group(4):
+            return "$"
+        name, default = match.group(1) or match.group(3), match.group(2)
+        if default is not None:
+            return os.environ.get(name) or default
+        return os.environ[name]
 
     return _VAR.sub(sub, text)
 

@@ -300,6 +300,11 @@ def test_env_vars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_componen
     data["include"] = "$BENCH_T_UNSET/base.yaml"
     path.write_text(yaml.safe_dump(data))
     assert error_of(path).startswith(f"{path}: include: environment variable 'BENCH_T_UNSET'")
+    # A shell-style default covers an unset (or empty) variable.
+    del data["include"]
+    data["dataset"]["train"]["params"]["root"] = "${BENCH_T_UNSET:-data}/celeba"
+    path.write_text(yaml.safe_dump(data))
+    assert load_suite(path).dataset.train.params["root"] == "data/celeba"
 
 
 # --- component parameters -------------------------------------------------------------------
