@@ -74,7 +74,7 @@ def seed_for(seed: int, *parts: Any) -> int:
 
 def _bias_regions(sc: Scenario, protocol: RegionProtocol) -> tuple[tuple[str, ...], ...]:
     groups = []
-    for attr in sc.attributes:
+    for attr in sc.ranked():
         custom = (sc.bias_regions or {}).get(attr)
         regions = tuple(custom) if custom else protocol.attribute_regions.get(attr)
         if not regions:
@@ -169,12 +169,15 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
     """Build the arch; load the user checkpoint, the cached one, or train and cache."""
     m = p.suite.model
     recipe = m.train.model_dump()
+    bias = {"target": sc.target, "attributes": list(sc.attributes), "rho": sc.rho,
+            "directions": sc.directions()}  # fmt: skip
+    if sc.bias is not None:  # only when set, so the keys of earlier models stay valid
+        bias["distribution"] = sc.bias.model_dump()
     key = stable_hash({
         "version": MODEL_CACHE_VERSION,
         "data": p.suite.dataset.train.model_dump(),
         "data_seed": seed_for(p.suite.seed, "data"),
-        "bias": {"target": sc.target, "attributes": list(sc.attributes), "rho": sc.rho,
-                 "directions": sc.directions()},
+        "bias": bias,
         "arch": m.arch, "params": dict(m.params), "recipe": recipe, "seed": p.suite.seed,
     })  # fmt: skip
     # Initial weights are a function of the key, not of what ran earlier in the process.
@@ -239,9 +242,18 @@ def run_suite(
                 t0 = time.perf_counter()
                 train, test = load_split(p, "train"), load_split(p, "test")
                 timings["data"] = time.perf_counter() - t0
+            counts = {k: dict(getattr(d, "counts", {}) or {}) for k, d in p.datasets.items()}
+            store.put_data_counts(p.run_id, counts)
+            hygiene = "; ".join(
+                f"{k}: " + ", ".join(f"{n} {v}" for n, v in c.items())
+                for k, c in counts.items()
+                if c
+            )
             console.print(
                 f"data: {len(train)} train / {len(test)} test images "
                 f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
+                + (f" [{hygiene}]" if hygiene else ""),
+                highlight=False,
             )
             with make_progress(console) as progress:
                 for sc in s.scenarios:

@@ -133,7 +133,7 @@ def _context(p: Plan, sc: Scenario, reliance: dict[str, float]) -> MetricContext
     linked = {a: p.protocol.attribute_regions.get(a, ()) for a in reliance}
     return MetricContext(
         region_names=names,
-        bias_attributes=tuple(sc.attributes) if p.bias_regions else (),
+        bias_attributes=tuple(sc.ranked()) if p.bias_regions else (),
         bias_regions=tuple(
             tuple(index(r) for r in group) for group in p.bias_regions.get(sc.name, ())
         ),

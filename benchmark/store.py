@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TIMESTAMP, finished_at TIMESTAMP, timings JSON, status VARCHAR,
     suite_json JSON
 );
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_counts JSON;
 CREATE TABLE IF NOT EXISTS scenarios (
     run_id VARCHAR, scenario VARCHAR,
     target VARCHAR, attributes JSON, rho DOUBLE, directions JSON, bias_regions JSON,
@@ -126,6 +127,12 @@ class Store:
         self.con.execute(
             "UPDATE runs SET status = ?, finished_at = now(), timings = ? WHERE run_id = ?",
             [status, _json(timings), run_id],
+        )
+
+    def put_data_counts(self, run_id: str, counts: dict[str, Any]) -> None:
+        """What each split's loader kept and dropped (e.g. CelebAMask-HQ faces removed)."""
+        self.con.execute(
+            "UPDATE runs SET data_counts = ? WHERE run_id = ?", [_json(counts), run_id]
         )
 
     # -- scenarios ---------------------------------------------------------------------

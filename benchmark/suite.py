@@ -152,6 +152,9 @@ class Scenario(_Spec):
     name: Name
     target: Str
     attributes: Names = Field(default_factory=list)
+    #: Attributes whose regions are ranked like the bias attributes' but neither
+    #: injected nor balanced (FaceX Table 4: CelebA's own correlations).
+    observe: Names = Field(default_factory=list)
     rho: Annotated[Number, _interval(0, 1)] = 0.5
     direction: Direction | list[Direction] = "positive"
     bias_regions: dict[Str, Names] | None = None
@@ -180,12 +183,20 @@ class Scenario(_Spec):
         if isinstance(self.direction, list) and len(self.direction) != len(self.attributes):
             n, got = len(self.attributes), len(self.direction)
             raise custom(f"expected {n} direction(s), one per attribute, got {got}", "direction")
+        for j, attr in enumerate(self.observe):
+            if attr in self.attributes or attr == self.target:
+                msg = f"expected an attribute neither injected nor the target, got {attr!r}"
+                raise custom(msg, f"observe[{j}]")
         for key in self.bias_regions or {}:
-            if key not in self.attributes:
-                among = ", ".join(self.attributes) or "none"
+            if key not in self.ranked():
+                among = ", ".join(self.ranked()) or "none"
                 msg = f"expected a key among the scenario's attributes ({among}), got {key!r}"
                 raise custom(msg, "bias_regions")
         return self
+
+    def ranked(self) -> list[str]:
+        """The attributes whose regions the ranking metrics place: injected, then observed."""
+        return [*self.attributes, *self.observe]
 
     def directions(self) -> list[str]:
         """One direction per attribute (a single ``direction`` applies to all)."""

@@ -94,6 +94,10 @@ def _check_attributes(suite: Suite, file_for: FileFor) -> None:
             (("attributes", j), "an attribute or group", attr, attributes + groups)
             for j, attr in enumerate(scenario.attributes)
         ]
+        checks += [
+            (("observe", j), "an attribute or group", attr, attributes + groups)
+            for j, attr in enumerate(scenario.observe)
+        ]
         if scenario.bias is not None:
             bias = scenario.bias
             checks.append((("bias", "attribute"), "a group", bias.attribute, list(values)))

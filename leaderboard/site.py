@@ -144,6 +144,14 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         ]
         for s, t, a, rho, acc, al, cf in scen
     ]
+    from leaderboard.paper import paper_section  # it uses this module's helpers
+
+    (counts,) = con.execute("SELECT data_counts FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    hygiene = "; ".join(
+        f"{split}: " + ", ".join(f"{k} {v}" for k, v in c.items())
+        for split, c in json.loads(counts or "{}").items()
+        if c
+    )
     return (
         f"<h2>{esc(suite)}</h2><p class='muted'>run {esc(run_id)} · {esc(status)} · "
         f"{esc(started)} · {esc(device)} · git {esc(sha or '–')}</p>"
@@ -153,6 +161,8 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         + f'<div class="wide">{table(head, body_rows)}</div>'
         + "<h3>Scenarios (accuracy %)</h3>"
         + table(["scenario", "bias", "all", "aligned", "conflicting"], scen_rows)
+        + (f"<p class='muted'>data: {esc(hygiene)}</p>" if hygiene else "")
+        + paper_section(con, run_id)
     )
 
 
