@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import torch
 
-from benchmark.data.bias import aligned_mask, balanced_test, biased_subset, cell_counts
+from benchmark.data.bias import (
+    aligned_mask,
+    balanced_test,
+    biased_subset,
+    cell_counts,
+    distribution_subset,
+)
 
 
 def pool(n: int = 8000, k: int = 1, seed: int = 0):
@@ -75,3 +81,24 @@ def test_control_without_attributes_balances_target():
     assert split.cells["T=0"] == split.cells["T=1"] == min(int((t == 0).sum()), int(t.sum()))
     test = balanced_test(t, empty, [], seed=0, names=["T"])
     assert test.cells["T=0"] == test.cells["T=1"]
+
+
+def test_distribution_subset_follows_the_shares_by_hand():
+    # 100, 50 and 30 samples of classes 0, 1, 2 (and 5 unknown) at shares 60/30/10:
+    # n = min(100/0.6, 50/0.3, 30/0.1) = 166.7 → 100, 50 and ⌊16.7⌋ = 16.
+    values = torch.tensor([0] * 100 + [1] * 50 + [2] * 30 + [-1] * 5)
+    split = distribution_subset(values, {0: 6, 1: 3, 2: 1}, seed=0, name="race")
+    assert split.cells == {"race=0": 100, "race=1": 50, "race=2": 16}
+    assert (values[split.index] >= 0).all() and split.index.unique().numel() == 166
+    again = distribution_subset(values, {0: 6, 1: 3, 2: 1}, seed=0, name="race")
+    assert torch.equal(split.index, again.index)
+    # A share of 0 leaves the class out; equal shares balance the classes.
+    only = distribution_subset(values, {0: 1, 2: 0}, seed=0, name="r")
+    assert len(only) == 100 and (values[only.index] == 0).all()
+    assert set(distribution_subset(values, {0: 1, 1: 1, 2: 1}, 0, "r").cells.values()) == {30}
+
+
+def test_a_multi_class_target_is_balanced_over_every_class():
+    target = torch.tensor([0] * 40 + [1] * 25 + [2] * 12 + [3] * 9)
+    split = balanced_test(target, torch.zeros(len(target), 0, dtype=torch.long), [], 0, ["race"])
+    assert split.cells == {"race=0": 9, "race=1": 9, "race=2": 9, "race=3": 9}
