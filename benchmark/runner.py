@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from benchmark import provenance
 from benchmark.allocator import tune_glibc_malloc
@@ -252,7 +253,7 @@ def run_suite(
             console.print(
                 f"data: {len(train)} train / {len(test)} test images "
                 f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
-                + (f" [{hygiene}]" if hygiene else ""),
+                + (escape(f" [{hygiene}]") if hygiene else ""),
                 highlight=False,
             )
             with make_progress(console) as progress:

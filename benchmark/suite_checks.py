@@ -114,6 +114,23 @@ def _check_attributes(suite: Suite, file_for: FileFor) -> None:
                 raise SuiteError(file_for(loc), loc, msg)
 
 
+def _ranks_bias_regions(suite: Suite, regions: tuple[str, ...]) -> bool:
+    """Whether a metric of the suite places the scenarios' bias regions."""
+    from metrics.base import MetricContext
+
+    for spec in suite.metrics:
+        cls = _load(METRICS, spec.name)
+        try:
+            if (
+                cls is not None
+                and "bias_regions" in cls(MetricContext(regions), **spec.params).needs
+            ):
+                return True
+        except Exception:  # bad params are reported by the params check
+            continue
+    return False
+
+
 def _check_regions(suite: Suite, file_for: FileFor) -> None:
     """The region protocol is registered; ``bias_regions`` name its regions."""
     loc: Loc = ("region_protocol",)
@@ -122,7 +139,19 @@ def _check_regions(suite: Suite, file_for: FileFor) -> None:
     known = list(getattr(protocol, "regions", ()) or ())
     if not known:
         return
+    defaults = getattr(protocol, "attribute_regions", {}) or {}
+    placed = _ranks_bias_regions(suite, tuple(known))
     for i, scenario in enumerate(suite.scenarios):
+        for field, attrs in (("attributes", scenario.attributes), ("observe", scenario.observe)):
+            for j, attr in enumerate(attrs):
+                if placed and attr not in (scenario.bias_regions or {}) and attr not in defaults:
+                    loc = ("scenarios", i, field, j)
+                    msg = (
+                        f"expected an attribute with regions under region protocol "
+                        f"{suite.region_protocol!r}, got {attr!r}, which has none by default; "
+                        f"add scenarios[{i}].bias_regions.{attr}"
+                    )
+                    raise SuiteError(file_for(loc), loc, msg)
         for key, regions in (scenario.bias_regions or {}).items():
             for j, region in enumerate(regions):
                 if region not in known:

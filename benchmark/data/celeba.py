@@ -22,6 +22,7 @@ from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_im
 from benchmark.errors import BenchError
 
 SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+HQ_SOURCE = "https://github.com/switchablenorms/CelebAMask-HQ"  # ships the mapping file
 IMAGES = "img_align_celeba"
 ATTRIBUTES = "list_attr_celeba.txt"
 PARTITION = "list_eval_partition.txt"
@@ -30,6 +31,10 @@ HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 SPLITS = {"train": 0, "valid": 1, "val": 1, "test": 2}
 WIDTH, HEIGHT = 178, 218  # aligned images
 TRANSFORM = "centre-square-area-v1"  # part of the cache key: change it with the transform
+
+
+def _source(path: Path) -> str:
+    return HQ_SOURCE if path.name == HQ_MAPPING else SOURCE
 
 
 def _read_partition(path: Path) -> dict[str, int]:
@@ -83,7 +88,9 @@ class CelebA:
         paths = [self.root / n for n in (IMAGES, ATTRIBUTES, PARTITION, LANDMARKS)]
         if self.exclude_hq is not None:
             paths.append(self.exclude_hq / HQ_MAPPING)
-        return [f"CelebA: expected {p} (download from {SOURCE})" for p in paths if not p.exists()]
+        return [
+            f"CelebA: expected {p} (download from {_source(p)})" for p in paths if not p.exists()
+        ]
 
     def load(self, split: str, seed: int, cache_dir: Path | None = None) -> FaceArrays:
         """The official ``split`` ("train", "valid" or "test"); ``seed`` does not change it.
@@ -122,7 +129,8 @@ class CelebA:
             counts["kept"] = len(keep)
             images = [read_image(self.root / IMAGES / files[i], self.size, True) for i in keep]
         except FileNotFoundError as exc:
-            raise BenchError(f"CelebA: expected {exc} (download from {SOURCE})") from None
+            path = Path(str(exc))
+            raise BenchError(f"CelebA: expected {path} (download from {_source(path)})") from None
         side = min(WIDTH, HEIGHT)
         top, left = (HEIGHT - side) // 2, (WIDTH - side) // 2  # as read_image crops
         scale = self.size / side

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from benchmark.data.regions import RACE_COLUMNS
+
 LANDMARK11: tuple[str, ...] = (
     "left_eye", "right_eye", "nose", "left_mouth", "right_mouth",
     "left_forehead", "right_forehead", "left_cheek", "right_cheek", "left_chin", "right_chin",
@@ -51,6 +53,7 @@ ATTRIBUTE_PATCHES: dict[str, tuple[str, ...]] = {
     "skin_tone": ("left_cheek", "right_cheek", "left_forehead", "right_forehead"),
     "race": ("left_cheek", "right_cheek", "left_forehead", "right_forehead"),
 }
+ATTRIBUTE_PATCHES.update({race: ATTRIBUTE_PATCHES["race"] for race in RACE_COLUMNS})
 
 
 def face_frame(points: torch.Tensor) -> tuple[torch.Tensor, ...]:

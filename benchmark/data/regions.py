@@ -21,3 +21,7 @@ ATTRIBUTE_REGIONS: dict[str, tuple[str, ...]] = {
     "skin_tone": ("skin",),
     "race": ("skin",),
 }
+# FairFace's and RFW's race columns: skin, as race (METHODS §1).
+RACE_COLUMNS = ("White", "Black", "Latino_Hispanic", "East_Asian", "Southeast_Asian",
+                "Indian", "Middle_Eastern", "Asian")  # fmt: skip
+ATTRIBUTE_REGIONS.update({race: ATTRIBUTE_REGIONS["race"] for race in RACE_COLUMNS})
