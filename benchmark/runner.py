@@ -311,8 +311,8 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
     y = sub.attribute(sc.target).long().to(p.device)
     pred = predict(model, sub.images, p.device).argmax(-1)
     accs = accuracies(pred == y, tsplit.aligned.to(p.device), bool(sc.attributes))
-    if not labelled:  # nothing to score predictions against
-        accs = {k: (v if k.startswith("n_") else None) for k, v in accs.items()}
+    if not labelled:  # no labels: no accuracy, and "aligned" has no target to align with
+        accs = dict.fromkeys(accs)
     store.put_scenario({
         "run_id": p.run_id, "scenario": sc.name, "target": sc.target,
         "attributes": list(sc.attributes), "rho": sc.rho, "directions": sc.directions(),

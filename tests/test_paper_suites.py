@@ -292,17 +292,17 @@ def test_fairface_race_rfw_scaled_down_explains_predictions(tmp_path, monkeypatc
     # Flat replica images hold no face: every landmark set is the template.
     train = json.loads(counts)["train"]
     assert (train["landmarks_detected"], train["landmarks_template"]) == (0, 1400)
-    ((n_train, cells, test_cells, acc, acc_al, acc_cf, n_explained),) = rows(
+    ((n_train, cells, test_cells, acc, acc_al, acc_cf, n_explained, n_al),) = rows(
         db,
         "SELECT n_train, train_cells, test_cells, accuracy, accuracy_aligned, "
-        "accuracy_conflicting, n_explained FROM scenarios",
+        "accuracy_conflicting, n_explained, n_aligned FROM scenarios",
     )
     assert n_train == 202 and json.loads(cells) == {
         "Male=0,Black=0": 100, "Male=0,Black=1": 1, "Male=1,Black=0": 1, "Male=1,Black=1": 100,
     }  # fmt: skip
     # No gender labels: balanced over race only (5 African, 5 others), no accuracy.
     assert sum(json.loads(test_cells).values()) == n_explained == 10
-    assert (acc, acc_al, acc_cf) == (None, None, None)
+    assert (acc, acc_al, acc_cf, n_al) == (None, None, None, None)
     got = dict(rows(db, "SELECT metric, value FROM scores"))
     assert set(got) == METRICS and all(v is not None for v in got.values())
     ranks = rows(db, "SELECT region, rank, n_present FROM region_scores ORDER BY rank")
