@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
-import benchmark.data.celeba as celeba_mod
-import benchmark.data.celebamask_hq as hq_mod
 from benchmark.data.celeba import CelebA
 from benchmark.data.celebamask_hq import CelebAMaskHQ
 from tests.test_celeba import build_hq_mapping
@@ -30,8 +30,7 @@ def no_decoding(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache holds it")
 
-    monkeypatch.setattr(celeba_mod, "read_image", fail)
-    monkeypatch.setattr(hq_mod, "read_image", fail)
+    monkeypatch.setattr("benchmark.data.files.read_image", fail)  # read_images decodes with it
 
 
 def test_celeba_round_trip_and_no_second_decode(tmp_path, monkeypatch):
@@ -67,3 +66,22 @@ def test_celebamask_hq_round_trip_and_edited_files_invalidate(tmp_path, monkeypa
     os.utime(attr, ns=(attr.stat().st_atime_ns, attr.stat().st_mtime_ns + 10**9))
     with pytest.raises(AssertionError, match="decoded"):
         data.load("test", seed=0, cache_dir=tmp_path / "cache")
+
+
+def test_parallel_decoding_equals_one_by_one_and_fails_on_the_first_bad_file(tmp_path, monkeypatch):
+    from benchmark.data.files import read_image, read_images
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(9):
+        path = tmp_path / f"{i}.png"  # lossless: decoding is exact
+        cv2.imwrite(str(path), rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8))
+        paths.append(path)
+    monkeypatch.setenv("BENCH_DECODE_WORKERS", "4")
+    together = read_images(paths, 16, crop_square=True)
+    assert together.shape == (9, 3, 16, 16)
+    for i, path in enumerate(paths):
+        assert np.array_equal(together[i], read_image(path, 16, crop_square=True))
+    broken = [*paths[:3], tmp_path / "absent-1.png", *paths[3:], tmp_path / "absent-2.png"]
+    with pytest.raises(FileNotFoundError, match="absent-1"):
+        read_images(broken, 16)

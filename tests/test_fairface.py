@@ -167,7 +167,7 @@ def test_cache_round_trip_and_no_second_decode(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache holds it")
 
-    monkeypatch.setattr(fairface_mod, "read_image", fail)
+    monkeypatch.setattr("benchmark.data.files.read_image", fail)  # read_images decodes with it
     monkeypatch.setattr(fairface_mod.lm, "detect_landmarks", fail)
     again = FairFace(root=tmp_path / "fairface", size=48)
     second = again.load("train", seed=0, cache_dir=tmp_path / "cache")

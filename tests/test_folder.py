@@ -169,7 +169,7 @@ def test_cache_round_trip_decodes_nothing_the_second_time(tmp_path, monkeypatch)
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache holds it")
 
-    monkeypatch.setattr(folder_mod, "read_image", fail)
+    monkeypatch.setattr("benchmark.data.files.read_image", fail)  # read_images decodes with it
     monkeypatch.setattr(folder_mod, "merge_region_pngs", fail)
     again = ImageFolder(**opts)
     second = again.load("train", seed=0, cache_dir=tmp_path / "cache")

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import benchmark.data.pairs as pairs_mod
 from benchmark.catalogue import DATASETS
 from benchmark.data.lfw import LFW
 from benchmark.data.pairs import read_pairs
@@ -141,7 +140,7 @@ def test_landmarks_and_cache_round_trip(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache holds it")
 
-    monkeypatch.setattr(pairs_mod, "read_image", fail)
+    monkeypatch.setattr("benchmark.data.files.read_image", fail)  # read_images decodes with it
     again = LFW(root=tmp_path, size=32, pairs_only=True, limit=5)
     second = again.load("test", seed=0, cache_dir=tmp_path / "cache")
     same(direct, second)

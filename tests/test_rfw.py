@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import benchmark.data.landmarks as landmarks_mod
-import benchmark.data.pairs as pairs_mod
 from benchmark.catalogue import DATASETS
 from benchmark.data.rfw import RFW
 from benchmark.errors import BenchError
@@ -155,7 +154,7 @@ def test_landmarks_and_cache_round_trip(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache holds it")
 
-    monkeypatch.setattr(pairs_mod, "read_image", fail)
+    monkeypatch.setattr("benchmark.data.files.read_image", fail)  # read_images decodes with it
     monkeypatch.setattr(landmarks_mod, "detect_landmarks", fail)
     again = RFW(root=tmp_path / "RFW", size=32, races=["African"])
     second = again.load("test", seed=0, cache_dir=tmp_path / "cache")

@@ -18,7 +18,7 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_image, read_mapping
+from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_images, read_mapping
 from benchmark.errors import BenchError
 
 SOURCE = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
@@ -127,7 +127,7 @@ class CelebA:
             counts = {"listed": listed, "removed_hq": listed - len(keep)}
             keep = keep[: self.limit] if self.limit is not None else keep
             counts["kept"] = len(keep)
-            images = [read_image(self.root / IMAGES / files[i], self.size, True) for i in keep]
+            images = read_images([self.root / IMAGES / files[i] for i in keep], self.size, True)
         except FileNotFoundError as exc:
             path = Path(str(exc))
             raise BenchError(f"CelebA: expected {path} (download from {_source(path)})") from None
@@ -138,9 +138,8 @@ class CelebA:
         lm = np.stack([points.get(files[i], absent) for i in keep] or [absent])[: len(keep)]
         # Pixel centres at integers: shift by the crop, scale about the pixel corners.
         lm = (lm - [left, top] + 0.5) * scale - 0.5
-        empty = np.zeros((0, 3, self.size, self.size), np.uint8)
         faces = FaceArrays(
-            images=torch.from_numpy(np.stack(images) if images else empty),
+            images=torch.from_numpy(images),
             attributes=torch.from_numpy(values[keep]),
             attribute_names=names,
             landmarks=torch.from_numpy(lm.astype(np.float32)).reshape(-1, 5, 2),

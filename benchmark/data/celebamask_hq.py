@@ -18,7 +18,13 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import CELEBA_ATTRIBUTES, read_attribute_file, read_image, read_mapping
+from benchmark.data.files import (
+    CELEBA_ATTRIBUTES,
+    fill_parallel,
+    read_attribute_file,
+    read_images,
+    read_mapping,
+)
 from benchmark.data.masks import merge_region_pngs
 from benchmark.data.regions import REGION_NAMES
 from benchmark.errors import BenchError
@@ -97,10 +103,11 @@ class CelebAMaskHQ:
             if self.limit is not None:
                 files, values = files[: self.limit], values[: self.limit]
             index = [int(Path(f).stem) for f in files]
-            images = np.stack([read_image(self.root / IMAGES / f, self.size) for f in files])
+            images = read_images([self.root / IMAGES / f for f in files], self.size)
         except FileNotFoundError as exc:
             raise _missing(Path(str(exc))) from None
-        masks = np.stack([merge_masks(self.root / MASKS, i, self.size) for i in index])
+        masks = np.empty((len(index), self.size, self.size), np.uint8)
+        fill_parallel(masks, index, lambda i: merge_masks(self.root / MASKS, i, self.size))
         mapping = read_mapping(self.root / MAPPING) if (self.root / MAPPING).is_file() else {}
         celeba = torch.tensor([mapping.get(i, -1) for i in index], dtype=torch.long)
         return FaceArrays(

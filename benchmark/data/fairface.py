@@ -20,7 +20,7 @@ import torch
 from benchmark.data import landmarks as lm
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import read_image
+from benchmark.data.files import read_images
 from benchmark.errors import BenchError
 
 SOURCE = "https://github.com/joojs/fairface"
@@ -155,7 +155,7 @@ class FairFace:
             counts = {"listed": len(files)}
             keep = len(files) if self.limit is None else min(self.limit, len(files))
             files, values = files[:keep], values[:keep]
-            images = [read_image(self.root / f, self.size, True) for f in files]
+            images = read_images([self.root / f for f in files], self.size, crop_square=True)
         except FileNotFoundError as exc:
             raise BenchError(f"FairFace: expected {exc} (download from {SOURCE})") from None
         counts["kept"] = keep
@@ -163,14 +163,13 @@ class FairFace:
         one_hot = (race[:, None] == np.arange(len(RACES))).astype(np.int8)
         asian = np.isin(race, [RACES.index("East_Asian"), RACES.index("Southeast_Asian")])
         attributes = np.column_stack([gender, age < YOUNG_BINS, one_hot, asian]).astype(np.int8)
-        stack = np.stack(images) if images else np.zeros((0, 3, self.size, self.size), np.uint8)
         extras = {
             "index": torch.arange(keep, dtype=torch.long),  # row in the split's label file
             "service_test": torch.from_numpy(service.astype(np.int8)),
         }
         points = None
         if self.landmarks:
-            found, quality = lm.detect_landmarks(stack)
+            found, quality = lm.detect_landmarks(images)
             points = torch.from_numpy(found)
             extras["landmark_quality"] = torch.from_numpy(quality)
             counts |= {
@@ -179,7 +178,7 @@ class FairFace:
                 "landmarks_template": int((quality == 0).sum()),
             }
         faces = FaceArrays(
-            images=torch.from_numpy(stack),
+            images=torch.from_numpy(images),
             attributes=torch.from_numpy(attributes),
             attribute_names=self.attribute_names,
             landmarks=points,

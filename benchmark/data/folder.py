@@ -23,7 +23,7 @@ from PIL import Image
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.cache import cache_key, cached
-from benchmark.data.files import read_image
+from benchmark.data.files import fill_parallel, read_images
 from benchmark.data.masks import merge_region_pngs
 from benchmark.data.pairs import detector_file
 from benchmark.data.regions import REGION_NAMES
@@ -216,14 +216,13 @@ class ImageFolder:
             keep = [i for i in keep if SPLITS[rows[i][1][j]] == SPLITS[split]]
         keep = keep[: self.limit] if self.limit is not None else keep
         paths = [rows[i][1][0] for i in keep]
-        images = np.zeros((len(keep), 3, self.size, self.size), np.uint8)
-        for row, i in enumerate(keep):
+        for i in keep:
             line, rel = rows[i]
             path = self.root / rel[0]
             if not rel[0] or not path.is_file():
                 raise BenchError(f"{self.csv} line {line}: expected the image {path}, "
                                  "which is missing")  # fmt: skip
-            images[row] = read_image(path, self.size, crop_square=True)
+        images = read_images([self.root / p for p in paths], self.size, crop_square=True)
         attributes = np.stack(columns, axis=1) if columns else np.zeros((len(rows), 0), np.int8)
         faces = FaceArrays(
             images=torch.from_numpy(images),
@@ -250,14 +249,18 @@ class ImageFolder:
     def _masks(self, paths: list[str]) -> np.ndarray:
         """Merged label maps of ``paths``: ``masks/a/img1_<region>.png`` for ``a/img1.jpg``."""
         assert self.masks is not None
+        masks = self.masks
         out = np.zeros((len(paths), self.size, self.size), np.uint8)
-        for row, rel in enumerate(paths):
-            stem = self.masks / Path(rel).with_suffix("")
+
+        def merge(rel: str) -> np.ndarray:
+            stem = masks / Path(rel).with_suffix("")
             by_label = {
                 label: stem.with_name(f"{stem.name}_{region}.png")
                 for label, region in enumerate(REGION_NAMES[1:], start=1)
             }
-            out[row] = merge_region_pngs(by_label, self.size, crop_square=True)
+            return merge_region_pngs(by_label, self.size, crop_square=True)
+
+        fill_parallel(out, paths, merge)
         return out
 
     def _landmarks(self, paths: list[str]) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from benchmark.data.base import FaceArrays
-from benchmark.data.files import read_image
+from benchmark.data.files import read_images
 from benchmark.errors import BenchError
 
 PAIR_FORMS = "'name n1 n2' (same person) or 'name1 n1 name2 n2' (different people)"
@@ -121,9 +121,7 @@ def read_faces(
         attributes: int8 (N, K) values (None: no attributes).
         attribute_names: the K names.
     """
-    images = np.zeros((len(items), 3, size, size), np.uint8)
-    for row, (_, _, path) in enumerate(items):
-        images[row] = read_image(path, size, crop_square=True)
+    images = read_images([path for _, _, path in items], size, crop_square=True)
     position = {name: i for i, name in enumerate(identities)}
     extras = {
         "identity": torch.tensor([position[i] for i, _, _ in items], dtype=torch.long),
