@@ -190,7 +190,6 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
     cache = CheckpointCache(p.cache)
     if not p.fresh and cache.load(key, model) is not None:
         return model.to(p.device).eval(), key, 0.0, True
-    sub = train.subset(split.index)
     task = progress.add_task(f"train {sc.name}", total=1)
 
     def on_step(step: int, total: int, loss: float) -> None:
@@ -199,11 +198,11 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
 
     t0 = time.perf_counter()
     losses = train_model(
-        model, sub.images, sub.attribute(sc.target), recipe,
-        seed_for(p.suite.seed, "train", key), p.device, on_step,
+        model, train.images, train.attribute(sc.target)[split.index], recipe,
+        seed_for(p.suite.seed, "train", key), p.device, on_step, rows=split.index,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
-    cache.save(key, model, {"losses": losses, "seconds": seconds, "n_train": len(sub)})
+    cache.save(key, model, {"losses": losses, "seconds": seconds, "n_train": len(split)})
     return model.eval(), key, seconds, False
 
 

@@ -52,6 +52,20 @@ def test_training_learns_and_is_seeded():
         assert torch.equal(a, b)  # same seed, same weights, to the bit
 
 
+def test_training_on_rows_of_a_split_equals_training_on_their_copy():
+    x, y = toy_data()
+    rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:150].sort().values
+    recipe = {"epochs": 2, "batch_size": 32, "hflip": True}
+    cpu = torch.device("cpu")
+    m1, m2 = MODELS.get("small_cnn")(width=8), MODELS.get("small_cnn")(width=8)
+    m2.load_state_dict(m1.state_dict())
+    a = train_model(m1, x[rows], y[rows], recipe, seed=2, device=cpu)
+    b = train_model(m2, x, y[rows], recipe, seed=2, device=cpu, rows=rows)
+    assert a == b
+    for p1, p2 in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(p1, p2)
+
+
 def test_lr_decays_at_thirds():
     x, y = toy_data(96)
     model = MODELS.get("small_cnn")(width=4)

@@ -59,8 +59,12 @@ def train_model(
     seed: int,
     device: torch.device,
     on_step: StepCallback | None = None,
+    rows: torch.Tensor | None = None,
 ) -> list[float]:
     """Train ``model`` in place on uint8 ``images`` and integer ``labels``.
+
+    With ``rows``, it trains on ``images[rows]`` (``labels`` has one value per row)
+    without copying them out of a memory-mapped split first.
 
     Returns:
         The mean training loss of each epoch.
@@ -92,6 +96,9 @@ def train_model(
         flips = torch.rand(n, generator=gen) < 0.5 if r["hflip"] else None
         epoch_loss = torch.zeros((), device=device)
         aligned = (labels,) if flips is None else (labels, flips)
+        if rows is not None:  # the same batches, gathered straight from the full split
+            aligned = tuple(_spread(t, rows, len(images)) for t in aligned)
+            order = rows[order]
         # The loader yields images[order[i*bs:(i+1)*bs]] (and those rows of labels and
         # flips), gathered ahead in threads: the same batches as indexing here.
         with closing(iter_batches(images, bs, device, order=order, tensors=aligned)) as batches:
@@ -116,6 +123,13 @@ def train_model(
         losses.append(float(epoch_loss) / n)
     model.eval()
     return losses
+
+
+def _spread(t: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:
+    """A length-``n`` copy of ``t`` with ``t[i]`` at ``rows[i]`` (zeros elsewhere)."""
+    out = torch.zeros(n, dtype=t.dtype)
+    out[rows] = t
+    return out
 
 
 @torch.no_grad()
