@@ -147,5 +147,37 @@ def leaderboard_(
     console.print(f"leaderboard: {len(pages)} page(s) in {out}/ (open {out / 'index.html'})")
 
 
+@app.command()
+def export(
+    table: str = typer.Argument(..., help="Table: runs, scenarios, scores, figures, …"),
+    format_: str = typer.Option(..., "--format", help="csv | parquet | json."),
+    db: Path = typer.Option(Path("bench_results/results.duckdb"), "--db", help="Results DB."),
+    out: Path | None = typer.Option(None, "--out", help="File or folder (default ./TABLE.EXT)."),
+    run: str | None = typer.Option(None, "--run", help="Only this run (a unique id prefix)."),
+) -> None:
+    """Export one results table (figures' PNG bytes as base64 in csv and json)."""
+    from benchmark.export import export_table
+
+    try:
+        path, n = export_table(db, table, format_, out=out, run=run)
+    except BenchError as exc:
+        _fail(exc)
+    console.print(f"{table}: {n} row(s) → {path}", highlight=False)
+
+
+def _register_gates() -> None:
+    """`compare`, `check` and `baseline save` (benchmark/cli_gate.py)."""
+    from benchmark import cli_gate
+
+    app.command(name="compare")(cli_gate.compare_cmd)
+    app.command(name="check")(cli_gate.check_cmd)
+    baseline_app = typer.Typer(no_args_is_help=True, help="Baseline files for bench check.")
+    baseline_app.command(name="save")(cli_gate.baseline_save_cmd)
+    app.add_typer(baseline_app, name="baseline")
+
+
+_register_gates()
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m benchmark`
     sys.exit(app())

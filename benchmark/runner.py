@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,13 +214,44 @@ def run_suite(
     console: Console | None = None,
     leaderboard: bool = True,
 ) -> str:
-    """Run a suite end to end; returns the run id.
+    """Run a suite end to end, once per seed; returns the run id (the group id when
+    the suite has several ``seeds``).
 
     With ``leaderboard``, the static site is rendered into ``site/`` beside the DB.
     """
     console = console or Console()
     tune_glibc_malloc()
     p = plan(Path(path), db, device, fresh)
+    seeds = p.suite.seeds or [p.suite.seed]
+    group = group_id(p.suite, p.git_sha)
+    with Store(p.db) as store:
+        for seed in seeds:
+            suite = p.suite.for_seed(seed)
+            one = replace(
+                p, suite=suite, run_id=stable_hash({"suite": suite_hash(suite), "git": p.git_sha})
+            )
+            if len(seeds) > 1:
+                console.print(f"[bold]seed {seed}[/] ({seeds.index(seed) + 1} of {len(seeds)})")
+            _run_one(one, group, store, console)
+    if len(seeds) > 1:
+        console.print(f"group {group}: runs of seeds {', '.join(map(str, seeds))}")
+    if leaderboard:
+        from leaderboard.site import build_site
+
+        site = p.db.parent / "site"
+        build_site(p.db, site)
+        console.print(f"leaderboard: {site / 'index.html'}")
+    return group if len(seeds) > 1 else one.run_id
+
+
+def group_id(suite: Suite, git_sha: str | None) -> str:
+    """The id shared by the runs of one suite's seeds (one run: a group of one)."""
+    seeds = suite.seeds or [suite.seed]
+    return stable_hash({"suite": suite_hash(suite.for_seed(0)), "git": git_sha, "seeds": seeds})
+
+
+def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
+    """One seed of a suite: data, every scenario, stored under ``p.run_id``."""
     s = p.suite
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -228,52 +259,42 @@ def run_suite(
         f"[bold]{s.name}[/]: {len(s.scenarios)} scenario(s), {len(p.explainers)} explainer(s), "
         f"{len(p.metrics)} metric(s) on {provenance.describe_device(p.device)} → {p.db}"
     )
-    with Store(p.db) as store:
-        store.start_run({
-            "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
-            "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
-            "packages": provenance.package_versions(),
-            "device": provenance.describe_device(p.device),
-            "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
-        })  # fmt: skip
-        status = "failed"
-        try:
-            with console.status("loading data (rendered and cached on first use)"):
-                t0 = time.perf_counter()
-                train, test = load_split(p, "train"), load_split(p, "test")
-                timings["data"] = time.perf_counter() - t0
-            counts = {k: dict(getattr(d, "counts", {}) or {}) for k, d in p.datasets.items()}
-            store.put_data_counts(p.run_id, counts)
-            hygiene = "; ".join(
-                f"{k}: " + ", ".join(f"{n} {v}" for n, v in c.items())
-                for k, c in counts.items()
-                if c
-            )
-            console.print(
-                f"data: {len(train)} train / {len(test)} test images "
-                f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
-                + (escape(f" [{hygiene}]") if hygiene else ""),
-                highlight=False,
-            )
-            with make_progress(console) as progress:
-                for sc in s.scenarios:
-                    run_scenario(p, sc, train, test, store, progress, timings)
-            status = "done"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            timings["total"] = time.perf_counter() - t_start
-            store.finish_run(p.run_id, status, timings)
-        console.print(summary_table(store, p.run_id))
+    store.start_run({
+        "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
+        "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
+        "packages": provenance.package_versions(),
+        "device": provenance.describe_device(p.device), "group_id": group,
+        "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
+    })  # fmt: skip
+    status = "failed"
+    try:
+        with console.status("loading data (rendered and cached on first use)"):
+            t0 = time.perf_counter()
+            train, test = load_split(p, "train"), load_split(p, "test")
+            timings["data"] = time.perf_counter() - t0
+        counts = {k: dict(getattr(d, "counts", {}) or {}) for k, d in p.datasets.items()}
+        store.put_data_counts(p.run_id, counts)
+        hygiene = "; ".join(
+            f"{k}: " + ", ".join(f"{n} {v}" for n, v in c.items()) for k, c in counts.items() if c
+        )
+        console.print(
+            f"data: {len(train)} train / {len(test)} test images "
+            f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
+            + (escape(f" [{hygiene}]") if hygiene else ""),
+            highlight=False,
+        )
+        with make_progress(console) as progress:
+            for sc in s.scenarios:
+                run_scenario(p, sc, train, test, store, progress, timings)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        timings["total"] = time.perf_counter() - t_start
+        store.finish_run(p.run_id, status, timings)
+    console.print(summary_table(store, p.run_id))
     console.print(f"done in {timings['total']:.1f}s; results in {p.db} (run {p.run_id})")
-    if leaderboard:
-        from leaderboard.site import build_site
-
-        site = p.db.parent / "site"
-        build_site(p.db, site)
-        console.print(f"leaderboard: {site / 'index.html'}")
-    return p.run_id
 
 
 def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, timings) -> None:

@@ -144,6 +144,19 @@ def _context(p: Plan, sc: Scenario, reliance: dict[str, float]) -> MetricContext
     )
 
 
+def _image_scores(metric: Metric, res: Any) -> list[float] | None:
+    """The per-image values whose mean (NaN left out) is the metric's score, for
+    bootstrap confidence intervals; None where the score is not such a mean."""
+    score = res.scores.get(metric.name)
+    if res.per_image is None or score is None:
+        return None
+    values = res.per_image.double().cpu()
+    mean = values.nanmean().item()
+    if not abs(mean - score) <= 1e-6 * max(1.0, abs(score)):
+        return None
+    return values.tolist()
+
+
 def _score_rows(
     name: str, metric: Metric, scores: dict[str, float], n: int, details: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -228,20 +241,23 @@ def explain_and_score(
             if figures is not None:
                 figures.update(x, a, s, lm, i)
             progress.advance(task, len(x))
-        scores, regions, per_image = [], [], {}
+        scores, regions, per_image, image_scores = [], [], {}, {}
         for name, metric in metrics:
             res = metric.compute()
             scores += _score_rows(name, metric, res.scores, res.n, res.details)
             regions += [{"metric": name, **vars(r)} for r in res.regions]
             if metric.comparative and res.per_image is not None:
                 per_image[name] = res.per_image.double().cpu().tolist()
+            elif (values := _image_scores(metric, res)) is not None:
+                image_scores[name] = values
         rows = []
         if figures is not None:
             folder = p.db.parent / "figures" / p.run_id[:16]
             rows = figures.render(folder, slug(sc.name, label), f"{label} on {sc.name}")
         store.put_explainer_results(
-            p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0, per_image, rows
-        )
+            p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0, per_image, rows,
+            image_scores,
+        )  # fmt: skip
     compare_explainers(p, sc, ctx, store)
 
 

@@ -24,7 +24,6 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at TIMESTAMP, finished_at TIMESTAMP, timings JSON, status VARCHAR,
     suite_json JSON
 );
-ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_counts JSON;
 CREATE TABLE IF NOT EXISTS scenarios (
     run_id VARCHAR, scenario VARCHAR,
     target VARCHAR, attributes JSON, rho DOUBLE, directions JSON, bias_regions JSON,
@@ -49,6 +48,10 @@ CREATE TABLE IF NOT EXISTS per_image (
     run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR, values DOUBLE[],
     PRIMARY KEY (run_id, scenario, explainer, metric)
 );
+CREATE TABLE IF NOT EXISTS image_scores (
+    run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, metric VARCHAR, values DOUBLE[],
+    PRIMARY KEY (run_id, scenario, explainer, metric)
+);
 CREATE TABLE IF NOT EXISTS reliance (
     run_id VARCHAR, scenario VARCHAR, attribute VARCHAR, regions JSON,
     reliance DOUBLE, n BIGINT,
@@ -68,10 +71,12 @@ CREATE TABLE IF NOT EXISTS work_done (
 MIGRATIONS = (
     "ALTER TABLE scenarios ADD COLUMN IF NOT EXISTS n_explained BIGINT",
     "ALTER TABLE region_scores ADD COLUMN IF NOT EXISTS top_share DOUBLE",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_counts JSON",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS group_id VARCHAR",
 )
 TABLES = (
-    "runs", "scenarios", "scores", "region_scores", "per_image", "reliance", "figures",
-    "work_done",
+    "runs", "scenarios", "scores", "region_scores", "per_image", "image_scores", "reliance",
+    "figures", "work_done",
 )  # fmt: skip
 
 
@@ -159,6 +164,7 @@ class Store:
         seconds: float,
         per_image: dict[str, list[float]] | None = None,
         figures: list[dict[str, Any]] | None = None,
+        image_scores: dict[str, list[float]] | None = None,
     ) -> None:
         """All results of one (scenario, explainer), then its done-marker, atomically.
 
@@ -169,6 +175,8 @@ class Store:
             per_image: per metric, the per-image values later compared across
                 explainers (Win %).
             figures: rows with kind, path and the PNG bytes.
+            image_scores: per metric, the per-image values whose mean is its score
+                (for confidence intervals).
         """
         key = {"run_id": run_id, "scenario": scenario, "explainer": explainer}
         self.con.execute("BEGIN TRANSACTION")
@@ -178,6 +186,10 @@ class Store:
             self._upsert(
                 "per_image",
                 [{**key, "metric": m, "values": v} for m, v in (per_image or {}).items()],
+            )
+            self._upsert(
+                "image_scores",
+                [{**key, "metric": m, "values": v} for m, v in (image_scores or {}).items()],
             )
             self._upsert("figures", [{**key, **f} for f in figures or []])
             self._upsert("work_done", [{**key, "seconds": seconds}])

@@ -235,12 +235,34 @@ class FiguresSpec(_Spec):
     top_k: PosInt = 20
 
 
+class CheckSpec(_Spec):
+    """How ``bench check`` and ``bench compare`` judge a difference (issue 6).
+
+    ``tolerance`` per metric (score key), in the metric's own units, overrides the
+    metric's default; a row is worse only when the difference's bootstrap CI at
+    ``confidence`` (for all rows together under ``correction: bonferroni``) excludes
+    zero and the difference exceeds the tolerance.
+    """
+
+    tolerance: dict[Str, Annotated[Number, Field(ge=0)]] = Field(default_factory=dict)
+    confidence: Annotated[Number, _interval(0, 1)] = 0.95
+    correction: Literal["bonferroni", "none"] = "bonferroni"
+    resamples: Annotated[int, Field(strict=True, ge=100)] = 2000
+
+
+SeedInt = Annotated[int, Field(strict=True, ge=0)]
+
+
 class Suite(_Spec):
     """A whole benchmark suite, as loaded from YAML (``source`` is the file)."""
 
     name: Name
     description: str | None = None
-    seed: Annotated[int, Field(strict=True, ge=0)] = 0
+    seed: SeedInt = 0
+    #: Repeat the whole suite once per seed (data, training, explainers), for
+    #: uncertainty; overrides ``seed``.
+    seeds: Annotated[list[SeedInt], Field(min_length=1)] | None = None
+    check: CheckSpec = Field(default_factory=CheckSpec)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     db: Path | None = None
     cache_dir: Path | None = None
@@ -262,16 +284,23 @@ class Suite(_Spec):
             if name in names[:i]:
                 msg = f"expected a unique scenario name, got {name!r} again"
                 raise custom(f"{msg} (scenarios[{names.index(name)}])", f"scenarios[{i}].name")
+        for i, seed in enumerate(self.seeds or []):
+            if seed in (self.seeds or [])[:i]:
+                raise custom(f"expected distinct seeds, got {seed} again", f"seeds[{i}]")
         return self
+
+    def for_seed(self, seed: int) -> Suite:
+        """This suite with one seed: what one run of a multi-seed suite runs."""
+        return self.model_copy(update={"seed": seed, "seeds": None})
 
 
 def suite_hash(suite: Suite) -> str:
     """sha256 hex of the resolved suite's canonical JSON.
 
     Leaves out what cannot change a result: where the suite, DB and cache live, its
-    description and metadata.
+    description, metadata and the check settings.
     """
-    skip = {"source", "description", "metadata", "db", "cache_dir"}
+    skip = {"source", "description", "metadata", "db", "cache_dir", "check"}
     data = suite.model_dump(mode="json", exclude=skip)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

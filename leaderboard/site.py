@@ -80,6 +80,16 @@ def rank_explainers(values: dict[str, float], direction: str) -> dict[str, float
     return ranks
 
 
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether ``table`` has ``column``: the leaderboard opens older databases read-only,
+    so the store's migrations have not added later columns to them."""
+    (n,) = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
+        [table, column],
+    ).fetchone()
+    return bool(n)
+
+
 def latest_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     return con.execute(
         "SELECT run_id, suite, status, started_at, device, git_sha FROM runs r "
@@ -144,9 +154,14 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         ]
         for s, t, a, rho, acc, al, cf in scen
     ]
+    from leaderboard.history import history_link  # it uses this module's helpers
     from leaderboard.paper import paper_section  # it uses this module's helpers
 
-    (counts,) = con.execute("SELECT data_counts FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    counts = None
+    if has_column(con, "runs", "data_counts"):  # databases written before it have none
+        (counts,) = con.execute(
+            "SELECT data_counts FROM runs WHERE run_id = ?", [run_id]
+        ).fetchone()
     hygiene = "; ".join(
         f"{split}: " + ", ".join(f"{k} {v}" for k, v in c.items())
         for split, c in json.loads(counts or "{}").items()
@@ -155,7 +170,8 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     return (
         f"<h2>{esc(suite)}</h2><p class='muted'>run {esc(run_id)} · {esc(status)} · "
         f"{esc(started)} · {esc(device)} · git {esc(sha or '–')}</p>"
-        "<p>Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or "
+        + history_link(con, suite)
+        + "<p>Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or "
         "no bias attribute are left out); ranks per metric follow each metric's direction "
         "(↑ higher is better, ↓ lower), ties share the mean rank.</p>"
         + f'<div class="wide">{table(head, body_rows)}</div>'
@@ -167,14 +183,16 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
 
 
 def build_site(db: Path, out: Path) -> list[Path]:
+    from leaderboard.history import write_history_pages
     from leaderboard.scenario import scenario_page
 
     """Write the leaderboard for every suite's latest run in ``db`` into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # Pages and figures of runs no longer shown would linger: remove what we generated.
-    for stale in [*out.glob("scenario-*.html"), *out.glob("figures/*.png")]:
-        stale.unlink()
+    for pattern in ("scenario-*.html", "history-*.html", "figures/*.png"):
+        for stale in out.glob(pattern):
+            stale.unlink()
     written = []
     with duckdb.connect(str(db), read_only=True) as con:
         runs = latest_runs(con)
@@ -189,6 +207,7 @@ def build_site(db: Path, out: Path) -> list[Path]:
                 path = out / f"{slug('scenario', run[0], scenario[0])}.html"
                 path.write_text(scenario_page(con, run[0], scenario, out), encoding="utf-8")
                 written.append(path)
+        written += write_history_pages(con, out)
     index = out / "index.html"
     intro = (
         "<h1>face-xai-bench leaderboard</h1><p>Which explainer reveals what a face model "

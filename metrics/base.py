@@ -92,12 +92,15 @@ class Metric:
             "explainer" (``explain_fn`` in :meth:`update`).
         comparative: scored against the other explainers of a scenario (see
             :meth:`compare`).
+        tolerance: the smallest change of the score, in its own units, that
+            ``bench check`` counts as a regression (a suite may override it).
     """
 
     name: ClassVar[str] = ""
     direction: ClassVar[Direction] = "higher"
     needs: ClassVar[frozenset[str]] = frozenset()
     comparative: ClassVar[bool] = False
+    tolerance: ClassVar[float] = 0.0
 
     def __init__(self, context: MetricContext):
         self.context = context

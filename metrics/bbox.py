@@ -101,6 +101,7 @@ class BoxAP(Metric):
     """
 
     name = "bbox_ap"
+    tolerance = 0.02  # AP on a 0–1 scale
     direction = "higher"
     needs = frozenset({"masks", "bias_regions"})
 

@@ -193,6 +193,7 @@ class AverageDrop(_ConfidenceMetric):
     """
 
     name = "average_drop"
+    tolerance = 2.0  # percentage points
     direction = "higher"
     _direction_by_variant: ClassVar[dict[str, Direction]] = {
         "negative": "higher",
@@ -213,6 +214,7 @@ class IncreaseInConfidence(_ConfidenceMetric):
     """
 
     name = "increase_in_confidence"
+    tolerance = 5.0  # percent of images
     direction = "lower"
     _direction_by_variant: ClassVar[dict[str, Direction]] = {
         "negative": "lower",
@@ -234,6 +236,7 @@ class WinPercent(_ConfidenceMetric):
     """
 
     name = "win_percent"
+    tolerance = 5.0  # percent of images
     direction = "higher"
     comparative = True
     _direction_by_variant: ClassVar[dict[str, Direction]] = {

@@ -130,6 +130,7 @@ class DeletionAUC(_PixelCurve):
     """Area under the probability curve as the most salient pixels are removed (↓)."""
 
     name = "deletion_auc"
+    tolerance = 0.02  # AUC on a 0–1 scale
     direction: ClassVar[Direction] = "lower"
     default_baseline = "black"
 
@@ -141,6 +142,7 @@ class InsertionAUC(_PixelCurve):
     """Area under the probability curve as the most salient pixels are put back (↑)."""
 
     name = "insertion_auc"
+    tolerance = 0.02  # AUC on a 0–1 scale
     direction: ClassVar[Direction] = "higher"
     default_baseline = "blur"
 

@@ -27,6 +27,7 @@ class RankingPosition(Metric):
     """
 
     name = "ranking_position"
+    tolerance = 1.0  # one place in the ranking
     direction = "lower"
     needs = frozenset({"masks", "bias_regions"})
 

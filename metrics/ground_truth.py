@@ -42,6 +42,7 @@ class GroundTruthAgreement(Metric):
     """
 
     name = "gt_agreement"
+    tolerance = 0.1  # Spearman ρ
     direction = "higher"
     needs = frozenset({"masks", "reliance"})
 

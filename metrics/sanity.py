@@ -99,6 +99,7 @@ class ModelRandomisation(Metric):
     """
 
     name = "model_randomisation"
+    tolerance = 0.05  # |Spearman ρ|
     direction = "lower"
     needs = frozenset({"model", "explainer"})
 

@@ -62,7 +62,7 @@ def counts(db: Path) -> dict[str, int]:
 # (the 7 accessories and skin tone), a prototype, a patch grid and a canonical summary each.
 TINY_COUNTS = {
     "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "per_image": 0,
-    "reliance": 2 * 8, "figures": 2 * 3, "work_done": 2,
+    "image_scores": 0, "reliance": 2 * 8, "figures": 2 * 3, "work_done": 2,
 }  # fmt: skip
 
 

@@ -17,11 +17,12 @@ def test_writes_are_keyed_and_replace(tmp_path):
         store.put_explainer_results(
             "run", "sc", "gradcam", [{**SCORE, "value": 2.0}], [REGION], 1.0,
             per_image={"win_percent": [0.25, 0.5]}, figures=[figure],
+            image_scores={"average_drop": [1.0, float("nan")]},
         )  # fmt: skip
         assert store.is_done("run", "sc", "gradcam")
         assert store.counts() == {
             "runs": 0, "scenarios": 0, "scores": 1, "region_scores": 1, "per_image": 1,
-            "reliance": 0, "figures": 1, "work_done": 1,
+            "image_scores": 1, "reliance": 0, "figures": 1, "work_done": 1,
         }  # fmt: skip
         assert store.con.execute("SELECT value FROM scores").fetchall() == [(2.0,)]
         assert store.per_image("run", "sc", "win_percent") == {"gradcam": [0.25, 0.5]}
