@@ -18,29 +18,38 @@ FILES = [f"{i:06d}.jpg" for i in range(1, 7)]
 PARTS = [0, 0, 0, 1, 2, 2]  # 000001–000003 train, 000004 valid, 000005–000006 test
 
 
-def build_replica(root: Path) -> None:
+def write_celeba(
+    root: Path, files: list[str], parts: list[int], values: np.ndarray, images: list[np.ndarray]
+) -> None:
+    """A ``celeba/`` folder in torchvision's layout: the JPEGs (BGR 218×178) and the
+    attribute (-1/1 ``values``, one row per file), partition and landmark files."""
     (root / "img_align_celeba").mkdir(parents=True)
-    for k, f in enumerate(FILES):
-        img = np.full((218, 178, 3), 40 + 10 * k, np.uint8)
-        img[20:40, 0:20] = 255  # top-left corner of the aligned square: white
+    for f, img in zip(files, images, strict=True):
         cv2.imwrite(str(root / "img_align_celeba" / f), img)
-    header = " ".join(NAMES)
-    rows = [
-        f + "".join(f" {'1' if (k + j) % 2 else '-1':>2}" for j in range(40))
-        for k, f in enumerate(FILES)
-    ]
+    rows = [f + "".join(f" {v:>2}" for v in row) for f, row in zip(files, values, strict=True)]
     (root / "list_attr_celeba.txt").write_text(
-        f"{len(FILES)}\n{header} \n" + "\n".join(rows) + "\n"
+        f"{len(files)}\n{' '.join(NAMES)} \n" + "\n".join(rows) + "\n"
     )
     (root / "list_eval_partition.txt").write_text(
-        "".join(f"{f} {p}\n" for f, p in zip(FILES, PARTS, strict=True))
+        "".join(f"{f} {p}\n" for f, p in zip(files, parts, strict=True))
     )
     lm_header = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
                  "leftmouth_x leftmouth_y rightmouth_x rightmouth_y")  # fmt: skip
-    lines = [f"{f}    69  109   106  113    77  142    73  152   108  154" for f in FILES]
+    lines = [f"{f}    69  109   106  113    77  142    73  152   108  154" for f in files]
     (root / "list_landmarks_align_celeba.txt").write_text(
-        f"{len(FILES)}\n{lm_header}\n" + "\n".join(lines) + "\n"
+        f"{len(files)}\n{lm_header}\n" + "\n".join(lines) + "\n"
     )
+
+
+def build_replica(root: Path) -> None:
+    images = []
+    for k in range(len(FILES)):
+        img = np.full((218, 178, 3), 40 + 10 * k, np.uint8)
+        img[20:40, 0:20] = 255  # top-left corner of the aligned square: white
+        images.append(img)
+    # Value j of image k is 1 when k + j is odd.
+    values = np.array([[1 if (k + j) % 2 else -1 for j in range(40)] for k in range(len(FILES))])
+    write_celeba(root, FILES, PARTS, values, images)
 
 
 def build_hq_mapping(root: Path) -> None:

@@ -24,6 +24,7 @@ from benchmark.data.regions import REGION_ID, REGION_NAMES
 from benchmark.models.train import CheckpointCache
 from benchmark.runner import plan
 from tests import test_fairface, test_rfw
+from tests.test_celeba import write_celeba
 from tests.test_celebamask_hq import NAMES, write_region_pngs
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -45,26 +46,11 @@ def build_celeba(root: Path, seed: int = 0) -> list[str]:
     """``celeba/`` with N_CELEBA 178×218 JPEGs (the last 20 valid/test), random -1/1
     attributes, partition and landmarks. Returns the train file names."""
     rng = np.random.default_rng(seed)
-    (root / "img_align_celeba").mkdir(parents=True)
     files = [f"{i:06d}.jpg" for i in range(1, N_CELEBA + 1)]
     parts = [0] * (N_CELEBA - 20) + [1] * 10 + [2] * 10
     values = rng.choice([-1, 1], size=(N_CELEBA, 40))
-    for f in files:
-        img = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
-        cv2.imwrite(str(root / "img_align_celeba" / f), img)
-    lines = [f + "".join(f" {v:>2}" for v in row) for f, row in zip(files, values, strict=True)]
-    (root / "list_attr_celeba.txt").write_text(
-        f"{N_CELEBA}\n{' '.join(NAMES)} \n" + "\n".join(lines) + "\n"
-    )
-    (root / "list_eval_partition.txt").write_text(
-        "".join(f"{f} {p}\n" for f, p in zip(files, parts, strict=True))
-    )
-    header = ("lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y "
-              "leftmouth_x leftmouth_y rightmouth_x rightmouth_y")  # fmt: skip
-    marks = [f"{f}    69  109   106  113    77  142    73  152   108  154" for f in files]
-    (root / "list_landmarks_align_celeba.txt").write_text(
-        f"{N_CELEBA}\n{header}\n" + "\n".join(marks) + "\n"
-    )
+    images = [rng.integers(0, 256, (218, 178, 3), dtype=np.uint8) for _ in files]
+    write_celeba(root, files, parts, values, images)
     return [f for f, p in zip(files, parts, strict=True) if p == 0]
 
 
