@@ -78,6 +78,7 @@ class _PixelCurve(Metric):
     """
 
     needs = frozenset({"model"})
+    tolerance = 0.02  # AUC on a 0–1 scale, for deletion and insertion alike
     default_baseline: ClassVar[Baseline] = "black"
 
     def __init__(
@@ -130,7 +131,6 @@ class DeletionAUC(_PixelCurve):
     """Area under the probability curve as the most salient pixels are removed (↓)."""
 
     name = "deletion_auc"
-    tolerance = 0.02  # AUC on a 0–1 scale
     direction: ClassVar[Direction] = "lower"
     default_baseline = "black"
 
@@ -142,7 +142,6 @@ class InsertionAUC(_PixelCurve):
     """Area under the probability curve as the most salient pixels are put back (↑)."""
 
     name = "insertion_auc"
-    tolerance = 0.02  # AUC on a 0–1 scale
     direction: ClassVar[Direction] = "higher"
     default_baseline = "blur"
 
