@@ -150,7 +150,7 @@ def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
         device=dev,
         db=Path(db or suite.db or DEFAULT_DB),
         cache=cache,
-        run_id=stable_hash({"suite": suite_hash(suite), "git": sha}),
+        run_id=run_id_for(suite, sha),
         git_sha=sha,
         datasets=datasets,
         explainers=explainers,
@@ -227,9 +227,7 @@ def run_suite(
     with Store(p.db) as store:
         for seed in seeds:
             suite = p.suite.for_seed(seed)
-            one = replace(
-                p, suite=suite, run_id=stable_hash({"suite": suite_hash(suite), "git": p.git_sha})
-            )
+            one = replace(p, suite=suite, run_id=run_id_for(suite, p.git_sha))
             if len(seeds) > 1:
                 console.print(f"[bold]seed {seed}[/] ({seeds.index(seed) + 1} of {len(seeds)})")
             _run_one(one, group, store, console)
@@ -242,6 +240,11 @@ def run_suite(
         build_site(p.db, site)
         console.print(f"leaderboard: {site / 'index.html'}")
     return group if len(seeds) > 1 else one.run_id
+
+
+def run_id_for(suite: Suite, git_sha: str | None) -> str:
+    """A run's id: the resolved suite (one seed) and the code's commit."""
+    return stable_hash({"suite": suite_hash(suite), "git": git_sha})
 
 
 def group_id(suite: Suite, git_sha: str | None) -> str:
