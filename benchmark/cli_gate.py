@@ -90,12 +90,12 @@ def check_cmd(
 ) -> None:
     """Run the suite (reusing stored work) and fail when a row regressed beyond tolerance."""
     from benchmark.cli import _fail, console
-    from benchmark.runner import plan, run_suite
+    from benchmark.runner import plan, run_plan
 
     try:
         base = load_baseline(baseline)
         p = plan(suite, db, device, False)
-        ref = run_suite(suite, db, device, console=console)
+        ref = run_plan(p, console)
         check = p.suite.check
         with duckdb.connect(str(p.db), read_only=True) as con:
             side = load_side(con, ref, check.resamples)
@@ -123,11 +123,11 @@ def baseline_save_cmd(
 ) -> None:
     """Write a small, diff-friendly baseline of the suite's scores to commit beside it."""
     from benchmark.cli import _fail, console
-    from benchmark.runner import plan, run_suite
+    from benchmark.runner import plan, run_plan
 
     try:
         p = plan(suite, db, device, False)
-        ref = run_id or run_suite(suite, db, device, console=console)
+        ref = run_id or run_plan(p, console)
         with duckdb.connect(str(p.db), read_only=True) as con:
             side = load_side(con, ref, p.suite.check.resamples)
         save_baseline(out, side, ref, p.git_sha)

@@ -219,9 +219,13 @@ def run_suite(
 
     With ``leaderboard``, the static site is rendered into ``site/`` beside the DB.
     """
-    console = console or Console()
     tune_glibc_malloc()
-    p = plan(Path(path), db, device, fresh)
+    return run_plan(plan(Path(path), db, device, fresh), console, leaderboard)
+
+
+def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) -> str:
+    """Run a resolved suite (see :func:`run_suite`); returns the run or group id."""
+    console = console or Console()
     seeds = p.suite.seeds or [p.suite.seed]
     group = group_id(p.suite, p.git_sha)
     with Store(p.db) as store:
