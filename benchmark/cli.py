@@ -35,11 +35,12 @@ def _fail(exc: BenchError) -> None:
 
 @app.command()
 def validate(suite: Path = typer.Argument(..., help="Suite YAML file.")) -> None:
-    """Validate a suite file without running anything."""
-    from benchmark.suite import load_suite
+    """Validate a suite as `bench run` would (the model and every explainer and metric
+    are built with their parameters), without its data and without running anything."""
+    from benchmark.plan import plan
 
     try:
-        s = load_suite(suite)
+        s = plan(suite, None, "cpu", False, check_data=False).suite
     except BenchError as exc:
         _fail(exc)
     console.print(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
 from benchmark.errors import BenchError
 
-PACKAGES = ("face-xai-bench", "torch", "torchvision", "captum", "duckdb", "numpy", "pydantic")
+#: The libraries whose versions can change a number (part of every run's fingerprint).
+PACKAGES = (
+    "face-xai-bench", "torch", "torchvision", "captum", "duckdb", "numpy", "pydantic",
+    "scipy", "scikit-image", "opencv-python-headless", "onnxruntime", "onnx2torch", "onnx",
+)  # fmt: skip
 
 
 def git_sha() -> str | None:
@@ -26,13 +29,10 @@ def git_sha() -> str | None:
 
 
 def package_versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
+    """Versions of :data:`PACKAGES` (None where one is not installed)."""
+    from benchmark.fingerprint import package_versions as versions
+
+    return versions(PACKAGES)
 
 
 def resolve_device(requested: str) -> torch.device:

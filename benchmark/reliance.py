@@ -9,7 +9,7 @@ score explainers' region rankings against them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -53,6 +53,7 @@ def true_reliance(
     y: torch.Tensor,
     attributes: Sequence[str],
     batch: int = 256,
+    prepare: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """reliance per attribute over ``faces`` explained for classes ``y``.
 
@@ -63,6 +64,8 @@ def true_reliance(
         y: explained class per image.
         attributes: what to toggle (see :func:`measured_attributes`).
         batch: images per forward.
+        prepare: ``prepare(renders, index)`` turns the counterfactual renders of
+            ``faces[index]`` into what the model reads (the crop the faces went through).
     """
     base = _confidences(model, faces.images, y, batch)
     out = {}
@@ -76,6 +79,8 @@ def true_reliance(
             if len(idx) == 0:
                 continue
             images = dataset.counterfactual(faces.subset(idx.cpu()), attr, value)
+            if prepare is not None:
+                images = prepare(images, idx)
             conf = _confidences(model, images, y[idx], batch)
             total.index_add_(0, idx, (base[idx] - conf).abs())
             changes.index_add_(0, idx, torch.ones_like(conf))

@@ -7,11 +7,9 @@ so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from rich.console import Console
@@ -19,17 +17,21 @@ from rich.markup import escape
 
 from benchmark import provenance
 from benchmark.allocator import tune_glibc_malloc
-from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, MODELS, REGION_PROTOCOLS
+from benchmark.data.align import align_faces, warp_images
 from benchmark.data.base import FaceArrays
 from benchmark.data.bias import BiasSplit, balanced_test
-from benchmark.data.protocols import RegionProtocol
 from benchmark.errors import BenchError
-from benchmark.models.train import (
-    CheckpointCache,
-    load_user_checkpoint,
-    predict,
-    stable_hash,
-    train_model,
+from benchmark.fingerprint import MODEL_CODE, code_fingerprint
+from benchmark.models.sources import build_model
+from benchmark.models.train import CheckpointCache, predict, stable_hash, train_model
+from benchmark.plan import (
+    DEFAULT_CACHE,
+    DEFAULT_DB,
+    Plan,
+    group_id,
+    plan,
+    run_id_for,
+    seed_for,
 )
 from benchmark.progress import make_progress
 from benchmark.reliance import measured_attributes, supports_counterfactuals, true_reliance
@@ -37,128 +39,11 @@ from benchmark.report import summary_table
 from benchmark.scoring import explain_and_score
 from benchmark.splits import accuracies, columns, describe_cells, test_target, train_split
 from benchmark.store import Store
-from benchmark.suite import Scenario, Suite, load_suite, suite_hash
-from explainers.plugin import as_explainer
-from metrics.base import MetricContext
+from benchmark.suite import Scenario, suite_hash
 
-DEFAULT_DB = Path("bench_results/results.duckdb")
-DEFAULT_CACHE = Path(".bench/cache")
-MODEL_CACHE_VERSION = 2  # 2: initial weights seeded from the key
+MODEL_CACHE_VERSION = 3  # 3: keyed on the model code, training data and torch versions
 
-
-@dataclass
-class Plan:
-    """A suite with every name resolved to code and every path decided."""
-
-    suite: Suite
-    device: torch.device
-    db: Path
-    cache: Path
-    run_id: str
-    git_sha: str | None
-    datasets: dict[str, Any]
-    explainers: list[tuple[str, type, dict[str, Any]]]
-    metrics: list[tuple[str, type, dict[str, Any]]]
-    protocol: RegionProtocol
-    bias_regions: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-    fresh: bool = False
-
-    def seed_for(self, *parts: Any) -> int:
-        """A seed derived from the suite seed and a purpose."""
-        return seed_for(self.suite.seed, *parts)
-
-
-def seed_for(seed: int, *parts: Any) -> int:
-    """A seed derived from the suite seed and a purpose, stable across runs."""
-    return int(stable_hash([seed, *parts])[:8], 16)
-
-
-def _bias_regions(sc: Scenario, protocol: RegionProtocol) -> tuple[tuple[str, ...], ...]:
-    groups = []
-    for attr in sc.ranked():
-        custom = (sc.bias_regions or {}).get(attr)
-        regions = tuple(custom) if custom else protocol.attribute_regions.get(attr)
-        if not regions:
-            raise BenchError(
-                f"{sc.name}: scenario attribute {attr!r} has no default regions under "
-                f"region protocol {type(protocol).__name__}; give scenarios[].bias_regions.{attr}"
-            )
-        groups.append(regions)
-    return tuple(groups)
-
-
-def plan(path: Path, db: Path | None, device: str | None, fresh: bool) -> Plan:
-    """Load and resolve a suite; raises BenchError and writes nothing on bad input."""
-    suite = load_suite(path)
-    dev = provenance.resolve_device(device or suite.device)
-    cache = Path(suite.cache_dir or os.environ.get("BENCH_CACHE") or DEFAULT_CACHE)
-    sha = provenance.git_sha()
-    datasets = {}
-    for split in ("train", "test"):
-        spec = getattr(suite.dataset, split)
-        try:  # constructors only check their arguments; loading comes later
-            datasets[split] = DATASETS.get(spec.name)(**spec.params)
-        except (TypeError, ValueError) as exc:
-            raise BenchError(f"{suite.source}: dataset.{split}.params: {exc}") from None
-        missing = getattr(datasets[split], "missing", None)  # datasets read from disk
-        if callable(missing) and (problems := missing()):
-            raise BenchError(f"{suite.source}: dataset.{split}: " + "; ".join(problems))
-    explainers = [
-        (e.display_name, as_explainer(EXPLAINERS.get(e.name)), dict(e.params))
-        for e in suite.explainers
-    ]
-    provides = getattr(datasets["test"], "provides", None)  # None: known once loaded
-    for i, (label, cls, _) in enumerate(explainers):
-        lacks = provides is not None and "landmarks" not in provides
-        if "landmarks" in getattr(cls, "needs", ()) and lacks:
-            raise BenchError(
-                f"{suite.source}: explainers[{i}]: {label} needs face landmarks, which "
-                f"dataset.test {suite.dataset.test.name!r} does not provide; expected a "
-                "dataset with landmarks such as synthetic_faces"
-            )
-    metrics = [(m.display_name, METRICS.get(m.name), dict(m.params)) for m in suite.metrics]
-    protocol = REGION_PROTOCOLS.get(suite.region_protocol)()
-    needs: set[str] = set()
-    for i, (name, cls, params) in enumerate(metrics):
-        try:  # metrics are cheap to build: catch bad parameter values before any work
-            metric_needs = cls(MetricContext(protocol.regions), **params).needs  # may use params
-        except (TypeError, ValueError) as exc:
-            raise BenchError(f"{suite.source}: metrics[{i}].params: {exc}") from None
-        if "reliance" in metric_needs and not supports_counterfactuals(datasets["test"]):
-            raise BenchError(
-                f"{suite.source}: metrics[{i}]: {name} needs counterfactual renders, which "
-                f"dataset.test {suite.dataset.test.name!r} cannot make; expected a dataset "
-                "such as synthetic_faces"
-            )
-        if "masks" in metric_needs and provides is not None and protocol.needs not in provides:
-            raise BenchError(
-                f"{suite.source}: metrics[{i}]: {name} needs region masks; region protocol "
-                f"{suite.region_protocol!r} makes them from {protocol.needs.replace('_', ' ')}, "
-                f"which dataset.test {suite.dataset.test.name!r} does not provide; expected "
-                "region_protocol: landmark11 for a dataset with landmarks only"
-            )
-        needs |= metric_needs
-    regions = (
-        {sc.name: _bias_regions(sc, protocol) for sc in suite.scenarios}
-        if "bias_regions" in needs
-        else {}
-    )
-    if suite.model.checkpoint and not Path(suite.model.checkpoint).is_file():
-        raise BenchError(f"{suite.source}: model.checkpoint: no such file {suite.model.checkpoint}")
-    return Plan(
-        suite=suite,
-        device=dev,
-        db=Path(db or suite.db or DEFAULT_DB),
-        cache=cache,
-        run_id=run_id_for(suite, sha),
-        git_sha=sha,
-        datasets=datasets,
-        explainers=explainers,
-        metrics=metrics,
-        protocol=protocol,
-        bias_regions=regions,
-        fresh=fresh,
-    )
+__all__ = ["DEFAULT_CACHE", "DEFAULT_DB", "Plan", "group_id", "plan", "run_id_for", "seed_for"]
 
 
 def load_split(p: Plan, split: str) -> FaceArrays:
@@ -166,27 +51,52 @@ def load_split(p: Plan, split: str) -> FaceArrays:
     return p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
 
 
-def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progress) -> tuple:
-    """Build the arch; load the user checkpoint, the cached one, or train and cache."""
+def model_key(p: Plan, sc: Scenario) -> str:
+    """The model cache's key: everything that determines the trained weights (the
+    suite's data, bias, model and recipe; the model and data code; the training data's
+    files; torch's version)."""
     m = p.suite.model
-    recipe = m.train.model_dump()
     bias = {"target": sc.target, "attributes": list(sc.attributes), "rho": sc.rho,
             "directions": sc.directions()}  # fmt: skip
-    if sc.bias is not None:  # only when set, so the keys of earlier models stay valid
+    if sc.bias is not None:
         bias["distribution"] = sc.bias.model_dump()
-    key = stable_hash({
+    assert p.suite.dataset.train is not None and m.train is not None
+    packages = p.fingerprint.get("packages", {})
+    return stable_hash({
         "version": MODEL_CACHE_VERSION,
         "data": p.suite.dataset.train.model_dump(),
+        "data_files": p.fingerprint.get("data", {}).get("train"),
         "data_seed": seed_for(p.suite.seed, "data"),
         "bias": bias,
-        "arch": m.arch, "params": dict(m.params), "recipe": recipe, "seed": p.suite.seed,
+        "model": m.model_dump(mode="json", exclude={"train"}), "recipe": m.train.model_dump(),
+        "seed": p.suite.seed, "code": code_fingerprint(MODEL_CODE),
+        "model_code": p.fingerprint.get("model_code"),
+        "torch": {k: packages.get(k) for k in ("torch", "torchvision")},
     })  # fmt: skip
+
+
+def pretrained_hash(p: Plan) -> str:
+    """The identity of a model explained as it is: its source and its files' content."""
+    m = p.suite.model
+    return f"{m.source}:" + stable_hash({
+        "model": m.model_dump(mode="json"), "files": p.fingerprint.get("model_files"),
+        "code": p.fingerprint.get("model_code"),
+    })  # fmt: skip
+
+
+def get_model(
+    p: Plan, sc: Scenario, train: FaceArrays | None, split: BiasSplit | None, progress
+) -> tuple:
+    """The model explained in a scenario: the suite's own (``train: false``), the cached
+    one, or one trained now (and cached)."""
+    if p.model is not None:
+        return p.model.to(p.device).eval(), pretrained_hash(p), 0.0, True
+    assert train is not None and split is not None
+    m = p.suite.model
+    key = model_key(p, sc)
     # Initial weights are a function of the key, not of what ran earlier in the process.
     torch.manual_seed(seed_for(p.suite.seed, "init", key))
-    model = MODELS.get(m.arch)(**m.params)
-    if m.checkpoint:
-        load_user_checkpoint(Path(m.checkpoint), model)
-        return model.to(p.device).eval(), f"user:{Path(m.checkpoint).name}", 0.0, True
+    model = build_model(m, weights=False)
     cache = CheckpointCache(p.cache)
     if not p.fresh and cache.load(key, model) is not None:
         return model.to(p.device).eval(), key, 0.0, True
@@ -198,7 +108,7 @@ def get_model(p: Plan, sc: Scenario, train: FaceArrays, split: BiasSplit, progre
 
     t0 = time.perf_counter()
     losses = train_model(
-        model, train.images, train.attribute(sc.target)[split.index], recipe,
+        model, train.images, train.attribute(sc.target)[split.index], m.train.model_dump(),
         seed_for(p.suite.seed, "train", key), p.device, on_step, rows=split.index,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
@@ -227,11 +137,11 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
     """Run a resolved suite (see :func:`run_suite`); returns the run or group id."""
     console = console or Console()
     seeds = p.suite.seeds or [p.suite.seed]
-    group = group_id(p.suite, p.git_sha)
+    group = group_id(p.suite, p.fingerprint)
     with Store(p.db) as store:
         for seed in seeds:
             suite = p.suite.for_seed(seed)
-            one = replace(p, suite=suite, run_id=run_id_for(suite, p.git_sha))
+            one = replace(p, suite=suite, run_id=run_id_for(suite, p.fingerprint))
             if len(seeds) > 1:
                 console.print(f"[bold]seed {seed}[/] ({seeds.index(seed) + 1} of {len(seeds)})")
             _run_one(one, group, store, console)
@@ -246,17 +156,6 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
     return group if len(seeds) > 1 else one.run_id
 
 
-def run_id_for(suite: Suite, git_sha: str | None) -> str:
-    """A run's id: the resolved suite (one seed) and the code's commit."""
-    return stable_hash({"suite": suite_hash(suite), "git": git_sha})
-
-
-def group_id(suite: Suite, git_sha: str | None) -> str:
-    """The id shared by the runs of one suite's seeds (one run: a group of one)."""
-    seeds = suite.seeds or [suite.seed]
-    return stable_hash({"suite": suite_hash(suite.for_seed(0)), "git": git_sha, "seeds": seeds})
-
-
 def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
     """One seed of a suite: data, every scenario, stored under ``p.run_id``."""
     s = p.suite
@@ -269,7 +168,8 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
     store.start_run({
         "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
         "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
-        "packages": provenance.package_versions(),
+        "packages": p.fingerprint.get("packages") or provenance.package_versions(),
+        "fingerprint": p.fingerprint,
         "device": provenance.describe_device(p.device), "group_id": group,
         "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
     })  # fmt: skip
@@ -277,16 +177,19 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
     try:
         with console.status("loading data (rendered and cached on first use)"):
             t0 = time.perf_counter()
-            train, test = load_split(p, "train"), load_split(p, "test")
+            # A model explained as it is needs no training data.
+            train = load_split(p, "train") if p.suite.model.trains else None
+            test = load_split(p, "test")
             timings["data"] = time.perf_counter() - t0
         counts = {k: dict(getattr(d, "counts", {}) or {}) for k, d in p.datasets.items()}
         store.put_data_counts(p.run_id, counts)
         hygiene = "; ".join(
             f"{k}: " + ", ".join(f"{n} {v}" for n, v in c.items()) for k, c in counts.items() if c
         )
+        n_train = f"{len(train)} train" if train is not None else "no training"
         console.print(
-            f"data: {len(train)} train / {len(test)} test images "
-            f"at {train.size[0]}×{train.size[1]} ({timings['data']:.1f}s)"
+            f"data: {n_train} / {len(test)} test images "
+            f"at {test.size[0]}×{test.size[1]} ({timings['data']:.1f}s)"
             + (escape(f" [{hygiene}]") if hygiene else ""),
             highlight=False,
         )
@@ -304,9 +207,19 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
     console.print(f"done in {timings['total']:.1f}s; results in {p.db} (run {p.run_id})")
 
 
+def _check_classes(p: Plan, sc: Scenario, labels: torch.Tensor, where: str) -> None:
+    labels = labels[labels >= 0]
+    if len(labels) and (classes := int(labels.max()) + 1) > p.n_classes:
+        fix = "model.params.n_classes" if p.suite.model.trains else "model.output.classes"
+        raise BenchError(
+            f"scenario {sc.name}: target {sc.target!r} has {classes} classes in the {where} "
+            f"data; expected {fix}: {classes} (the model has {p.n_classes} outputs)"
+        )
+
+
 def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, timings) -> None:
     names = [sc.target, *sc.attributes]
-    split = train_split(p, sc, train)
+    split = train_split(p, sc, train) if train is not None else None
     t_te, labelled = test_target(p, sc, test)
     a_te = columns(test, sc)[1]
     test_seed = seed_for(p.suite.seed, "test")
@@ -316,25 +229,23 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
     esplit = balanced_test(
         t_te, a_te, sc.directions(), test_seed, names, p.suite.explain.max_images
     )
-    n_out = int(p.suite.model.params.get("n_classes", 2))
-    if len(split) and (classes := int(train.attribute(sc.target)[split.index].max()) + 1) > n_out:
-        raise BenchError(
-            f"scenario {sc.name}: target {sc.target!r} has {classes} classes; expected "
-            f"model.params.n_classes: {classes} (the model has {n_out} outputs)"
-        )
-    if len(split) == 0 or len(tsplit) == 0:
+    if split is not None and len(split):
+        _check_classes(p, sc, train.attribute(sc.target)[split.index], "training")
+    elif labelled:
+        _check_classes(p, sc, t_te, "test")
+    if (split is not None and len(split) == 0) or len(tsplit) == 0:
         raise BenchError(
             f"scenario {sc.name}: the data has no samples for this bias "
-            f"(train cells {split.cells}, test cells {tsplit.cells})"
+            f"(train cells {split.cells if split else {}}, test cells {tsplit.cells})"
         )
+    trained = f"train {len(split)} {describe_cells(split.cells)}; " if split else ""
     progress.console.print(
-        f"[bold]{sc.name}[/]: train {len(split)} {describe_cells(split.cells)}; "
-        f"test {len(tsplit)} {describe_cells(tsplit.cells)}",
+        f"[bold]{sc.name}[/]: {trained}test {len(tsplit)} {describe_cells(tsplit.cells)}",
         highlight=False,
     )
     model, model_hash, seconds, cached = get_model(p, sc, train, split, progress)
     timings[f"train/{sc.name}"] = seconds
-    sub = test.subset(tsplit.index)
+    sub = _as_model_reads(p, test.subset(tsplit.index))[0]
     y = sub.attribute(sc.target).long().to(p.device)
     pred = predict(model, sub.images, p.device).argmax(-1)
     accs = accuracies(pred == y, tsplit.aligned.to(p.device), bool(sc.attributes))
@@ -342,26 +253,42 @@ def run_scenario(p: Plan, sc: Scenario, train, test, store: Store, progress, tim
         accs = dict.fromkeys(accs)
     store.put_scenario({
         "run_id": p.run_id, "scenario": sc.name, "target": sc.target,
-        "attributes": list(sc.attributes), "rho": sc.rho, "directions": sc.directions(),
+        "attributes": list(sc.attributes), "rho": sc.rho if split else None,
+        "directions": sc.directions(),
         "bias_regions": [list(g) for g in p.bias_regions.get(sc.name, ())],
-        "model_hash": model_hash, "n_train": len(split), "n_test": len(tsplit),
-        "train_cells": split.cells, "test_cells": tsplit.cells, **accs,
+        "model_hash": model_hash, "n_train": len(split) if split else 0, "n_test": len(tsplit),
+        "train_cells": split.cells if split else {}, "test_cells": tsplit.cells, **accs,
         "train_seconds": seconds, "cached": cached, "n_explained": len(esplit),
     })  # fmt: skip
-    explained = test.subset(esplit.index)
+    explained, transforms = _as_model_reads(p, test.subset(esplit.index))
     y = explained.attribute(sc.target).long().to(p.device)
     if p.suite.explain.target == "prediction":
         y = predict(model, explained.images, p.device).argmax(-1)
     t0 = time.perf_counter()
-    reliance = scenario_reliance(p, sc, model, explained, y, store)
+    reliance = scenario_reliance(p, sc, model, explained, y, store, transforms)
     timings[f"reliance/{sc.name}"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     explain_and_score(p, sc, model, explained, y, reliance, store, progress)
     timings[f"explain/{sc.name}"] = time.perf_counter() - t0
 
 
+def _as_model_reads(p: Plan, faces: FaceArrays) -> tuple[FaceArrays, torch.Tensor | None]:
+    """The faces cropped and aligned as ``model.input.crop`` says (and the transforms),
+    or as they are."""
+    spec = p.suite.model.input
+    if spec.crop == "none" or len(faces) == 0:
+        return faces, None
+    return align_faces(faces, spec.crop, spec.padding)
+
+
 def scenario_reliance(
-    p: Plan, sc: Scenario, model, explained: FaceArrays, y: torch.Tensor, store: Store
+    p: Plan,
+    sc: Scenario,
+    model,
+    explained: FaceArrays,
+    y: torch.Tensor,
+    store: Store,
+    transforms: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Ground-truth reliance of the scenario's model (METHODS §9), stored; {} when the
     test dataset cannot render counterfactuals."""
@@ -371,8 +298,16 @@ def scenario_reliance(
     if not p.fresh and (stored := store.reliance(p.run_id, sc.name)):
         return stored
     attrs = measured_attributes(dataset, exclude=[sc.target])
+    prepare = None
+    if transforms is not None:  # counterfactual renders are cropped like the originals
+
+        def prepare(images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return warp_images(images, transforms[index.cpu()], min(explained.size))
+
     with torch.no_grad():
-        reliance = true_reliance(dataset, explained, model, y, attrs, p.suite.explain.batch_size)
+        reliance = true_reliance(
+            dataset, explained, model, y, attrs, p.suite.explain.batch_size, prepare
+        )
     store.put_reliance(p.run_id, sc.name, [
         {"attribute": a, "regions": list(p.protocol.attribute_regions.get(a, ())),
          "reliance": r,

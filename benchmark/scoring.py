@@ -137,7 +137,7 @@ def _context(p: Plan, sc: Scenario, reliance: dict[str, float]) -> MetricContext
         bias_regions=tuple(
             tuple(index(r) for r in group) for group in p.bias_regions.get(sc.name, ())
         ),
-        n_classes=int(p.suite.model.params.get("n_classes", 2)),
+        n_classes=p.n_classes,
         # Attributes outside every region of the protocol have no place in the ranking.
         reliance={a: r for a, r in reliance.items() if linked[a]},
         attribute_regions={a: tuple(index(r) for r in g) for a, g in linked.items() if g},

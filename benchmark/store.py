@@ -73,6 +73,7 @@ MIGRATIONS = (
     "ALTER TABLE region_scores ADD COLUMN IF NOT EXISTS top_share DOUBLE",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_counts JSON",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS group_id VARCHAR",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fingerprint JSON",
 )
 TABLES = (
     "runs", "scenarios", "scores", "region_scores", "per_image", "image_scores", "reliance",
@@ -125,7 +126,8 @@ class Store:
             run = {**run, "started_at": row[0]}
         elif run.get("started_at") is None:
             run = {**run, "started_at": datetime.now(timezone.utc).replace(tzinfo=None)}
-        run = {**run, "packages": _json(run["packages"]), "suite_json": _json(run["suite_json"])}
+        run = {**run, **{k: _json(run[k]) for k in ("packages", "suite_json", "fingerprint")
+                         if k in run}}  # fmt: skip
         self._upsert("runs", [{**run, "status": "running", "finished_at": None, "timings": "{}"}])
 
     def finish_run(self, run_id: str, status: str, timings: dict[str, float]) -> None:

@@ -10,16 +10,12 @@ dataset, and ``params`` against the components' signatures. Any problem is one
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     StrictBool,
@@ -29,107 +25,43 @@ from pydantic import (
 )
 
 from benchmark.suite_errors import SuiteError, custom, read, show, translate
+from benchmark.suite_model import InputSpec, ModelSpec, OutputSpec, TrainRecipe
+from benchmark.suite_types import (
+    DIRECTIONS,
+    Direction,
+    Name,
+    NamedSpec,
+    Names,
+    Number,
+    Params,
+    PosInt,
+    Spec,
+    Str,
+    interval,
+)
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-DIRECTIONS = ("positive", "negative")
+__all__ = ["InputSpec", "ModelSpec", "OutputSpec", "SuiteError", "TrainRecipe"]
 
-
-def _yaml_float(value: Any) -> Any:
-    """PyYAML reads ``1e-3`` (no dot) as a string; take it as the number it means."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _interval(lo: float, hi: float, *, hi_closed: bool = False) -> BeforeValidator:
-    what = f"in ({lo:g}, {hi:g}]" if hi_closed else f"strictly between {lo:g} and {hi:g}"
-
-    def check(value: Any) -> Any:
-        number = _yaml_float(value)
-        numeric = isinstance(number, int | float) and not isinstance(number, bool)
-        if numeric and not (lo < number <= hi if hi_closed else lo < number < hi):
-            raise custom(f"expected a number {what}, got {show(value)}")
-        return number
-
-    return BeforeValidator(check)
-
-
-Number = Annotated[float, BeforeValidator(_yaml_float), Field(strict=True, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(strict=True, ge=1)]
-Str = Annotated[str, Field(strict=True, min_length=1)]
-Name = Annotated[str, Field(strict=True, pattern=NAME_PATTERN)]
-Params = Annotated[dict[str, Any], BeforeValidator(lambda v: {} if v is None else v)]
-Names = Annotated[list[Str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-Direction = Literal["positive", "negative"]
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _Named(_Spec):
-    """A spec that may be written as a bare name instead of a mapping."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_name(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return {"name": value}
-        if not isinstance(value, dict):
-            keys = ", ".join(cls.model_fields)
-            raise custom(f"expected a name or a mapping with {keys}, got {show(value)}")
-        return value
-
-
-class DatasetSpec(_Named):
+class DatasetSpec(NamedSpec):
     """A dataset: a ``DATASETS`` name and its constructor kwargs."""
 
     name: Str
     params: Params = Field(default_factory=dict)
 
 
-class DataSpec(_Spec):
-    """The training and the test dataset."""
+class DataSpec(Spec):
+    """The training and the test dataset (no training set for a model used as it is)."""
 
-    train: DatasetSpec
+    train: DatasetSpec | None = None
     test: DatasetSpec
 
-
-class TrainRecipe(_Spec):
-    """The FaceX training recipe; ``milestones`` are fractions of the epochs."""
-
-    epochs: PosInt = 20
-    batch_size: PosInt = 128
-    lr: Annotated[Number, Field(gt=0)] = 1.0e-3
-    weight_decay: Annotated[Number, Field(ge=0)] = 1.0e-4
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    milestones: list[Annotated[Number, _interval(0, 1)]] = Field(
-        default_factory=lambda: [1 / 3, 2 / 3]
-    )
-    gamma: Annotated[Number, _interval(0, 1, hi_closed=True)] = 0.1
-    hflip: StrictBool = False
-
-    @field_validator("milestones")
-    @classmethod
-    def _increasing(cls, value: list[float]) -> list[float]:
-        if any(b <= a for a, b in itertools.pairwise(value)):
-            raise custom(f"expected increasing fractions, got {show(value)}")
-        return value
+    @property
+    def attributes_from(self) -> DatasetSpec:
+        """The dataset scenario attributes are checked against."""
+        return self.train or self.test
 
 
-class ModelSpec(_Spec):
-    """The model: a ``MODELS`` arch, its builder kwargs, optional weights, the recipe."""
-
-    arch: Str
-    params: Params = Field(default_factory=dict)
-    checkpoint: Path | None = None
-    train: TrainRecipe = Field(default_factory=TrainRecipe)
-
-
-class DistributionBias(_Spec):
+class DistributionBias(Spec):
     """Seed 001's skewed class distribution: training shares of a categorical column,
     e.g. US-census race proportions (METHODS §8)."""
 
@@ -145,7 +77,7 @@ class DistributionBias(_Spec):
         return value
 
 
-class Scenario(_Spec):
+class Scenario(Spec):
     """One injected bias: ``attributes`` aligned with ``target`` in a ``rho`` share, or
     (``bias.kind: distribution``) the training set drawn with skewed class shares."""
 
@@ -155,7 +87,7 @@ class Scenario(_Spec):
     #: Attributes whose regions are ranked like the bias attributes' but neither
     #: injected nor balanced (FaceX Table 4: CelebA's own correlations).
     observe: Names = Field(default_factory=list)
-    rho: Annotated[Number, _interval(0, 1)] = 0.5
+    rho: Annotated[Number, interval(0, 1)] = 0.5
     direction: Direction | list[Direction] = "positive"
     bias_regions: dict[Str, Names] | None = None
     bias: DistributionBias | None = None
@@ -205,7 +137,7 @@ class Scenario(_Spec):
         return [self.direction] * len(self.attributes)
 
 
-class ComponentSpec(_Named):
+class ComponentSpec(NamedSpec):
     """An explainer or a metric: a registry name, its kwargs, an optional label."""
 
     name: Str
@@ -219,7 +151,7 @@ class ComponentSpec(_Named):
         return self.label or self._canonical or self.name
 
 
-class ExplainSpec(_Spec):
+class ExplainSpec(Spec):
     """How explanations are computed: for the label or the prediction, in batches."""
 
     target: Literal["label", "prediction"] = "label"
@@ -227,7 +159,7 @@ class ExplainSpec(_Spec):
     max_images: PosInt | None = None
 
 
-class FiguresSpec(_Spec):
+class FiguresSpec(Spec):
     """FaceX figures (METHODS §2); ``patch_size`` is the patch side, default side / 32."""
 
     enabled: StrictBool = True
@@ -235,7 +167,7 @@ class FiguresSpec(_Spec):
     top_k: PosInt = 20
 
 
-class CheckSpec(_Spec):
+class CheckSpec(Spec):
     """How ``bench check`` and ``bench compare`` judge a difference (issue 6).
 
     ``tolerance`` per metric (score key), in the metric's own units, overrides the
@@ -245,7 +177,7 @@ class CheckSpec(_Spec):
     """
 
     tolerance: dict[Str, Annotated[Number, Field(ge=0)]] = Field(default_factory=dict)
-    confidence: Annotated[Number, _interval(0, 1)] = 0.95
+    confidence: Annotated[Number, interval(0, 1)] = 0.95
     correction: Literal["bonferroni", "none"] = "bonferroni"
     resamples: Annotated[int, Field(strict=True, ge=100)] = 2000
 
@@ -253,7 +185,7 @@ class CheckSpec(_Spec):
 SeedInt = Annotated[int, Field(strict=True, ge=0)]
 
 
-class Suite(_Spec):
+class Suite(Spec):
     """A whole benchmark suite, as loaded from YAML (``source`` is the file)."""
 
     name: Name
@@ -284,6 +216,15 @@ class Suite(_Spec):
             if name in names[:i]:
                 msg = f"expected a unique scenario name, got {name!r} again"
                 raise custom(f"{msg} (scenarios[{names.index(name)}])", f"scenarios[{i}].name")
+        if self.model.trains and self.dataset.train is None:
+            msg = "expected a training dataset: the model is trained (or set model.train: false)"
+            raise custom(msg, "dataset.train")
+        if self.model.train is None:
+            for i, sc in enumerate(self.scenarios):
+                for key in ("rho", "bias"):
+                    if key in sc.model_fields_set:
+                        msg = f"expected no {key}: the model is used as it is, not trained"
+                        raise custom(f"{msg} (model.train: false)", f"scenarios[{i}].{key}")
         for i, seed in enumerate(self.seeds or []):
             if seed in (self.seeds or [])[:i]:
                 raise custom(f"expected distinct seeds, got {seed} again", f"seeds[{i}]")

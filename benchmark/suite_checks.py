@@ -17,6 +17,44 @@ from benchmark.suite_errors import FileFor, Loc, SuiteError
 from explainers.plugin import function_params, is_function_explainer
 
 
+def explainer_is_black_box(target: Any, params: dict[str, Any]) -> bool:
+    """Whether an explainer needs forward passes only (no gradients, no layer hooks).
+
+    A class says so with ``black_box = True``; a function explainer with
+    ``needs_grad: false`` in its suite params.
+    """
+    if is_function_explainer(target):
+        return params.get("needs_grad", True) is False
+    return bool(getattr(target, "black_box", False))
+
+
+def check_model_access(suite: Suite, file_for: FileFor) -> None:
+    """A black-box model (onnxruntime, a callable) gives forward passes only: refuse
+    explainers that need gradients or layers, and metrics that need its weights."""
+    model = suite.model
+    if not model.black_box:
+        return
+    what = "an onnxruntime model" if model.source == "onnx" else "a callable model"
+    fix = "use backend: onnx2torch, or " if model.source == "onnx" else "use "
+    for i, spec in enumerate(suite.explainers):
+        target = _load(EXPLAINERS, spec.name)
+        if target is None or explainer_is_black_box(target, spec.params):
+            continue
+        loc: Loc = ("explainers", i)
+        msg = (
+            f"{spec.display_name} needs gradients or a layer of the model, which {what} "
+            f"(black box) does not give; {fix}a black-box explainer "
+            "(occlusion, rise, rise_gauss, minplus, avg, lime, kernel_shap, cis, cms)"
+        )
+        raise SuiteError(file_for(loc), loc, msg)
+    for i, spec in enumerate(suite.metrics):
+        target = _load(METRICS, spec.name)
+        if target is not None and "weights" in getattr(target, "needs", ()):
+            loc = ("metrics", i)
+            msg = f"{spec.display_name} re-initialises the model's weights, which {what} "
+            raise SuiteError(file_for(loc), loc, msg + "(black box) does not expose")
+
+
 def _canonical(registry: Registry, name: str, file: str, loc: Loc) -> str:
     try:
         return registry.entry(name).name
@@ -79,7 +117,7 @@ def _check_params(
 
 def _check_attributes(suite: Suite, file_for: FileFor) -> None:
     """Scenario targets and attributes must be the training dataset's (when it says)."""
-    name = suite.dataset.train.name
+    name = suite.dataset.attributes_from.name
     dataset = _load(DATASETS, name)
     if getattr(dataset, "attribute_names", None) is None:
         return
@@ -163,12 +201,12 @@ def _check_regions(suite: Suite, file_for: FileFor) -> None:
 
 def check_catalogue(suite: Suite, file_for: FileFor) -> None:
     """Names against the registries, unique explainer labels, attributes, then params."""
-    train, test = suite.dataset.train, suite.dataset.test
+    datasets = [(k, getattr(suite.dataset, k)) for k in ("train", "test")]
     checks: list[tuple[Registry, Any, Loc, str, int]] = [
-        (DATASETS, train, ("dataset", "train"), train.name, 0),
-        (DATASETS, test, ("dataset", "test"), test.name, 0),
-        (MODELS, suite.model, ("model",), suite.model.arch, 0),
+        (DATASETS, spec, ("dataset", key), spec.name, 0) for key, spec in datasets if spec
     ]
+    if suite.model.arch is not None:
+        checks.append((MODELS, suite.model, ("model",), suite.model.arch, 0))
     for key, registry in (("explainers", EXPLAINERS), ("metrics", METRICS)):
         checks += [(registry, s, (key, i), s.name, 1) for i, s in enumerate(getattr(suite, key))]
     for registry, spec, loc, name, _ in checks:
@@ -186,6 +224,7 @@ def check_catalogue(suite: Suite, file_for: FileFor) -> None:
                 raise SuiteError(file_for(loc), loc, msg)
     _check_attributes(suite, file_for)
     _check_regions(suite, file_for)
+    check_model_access(suite, file_for)
     for registry, spec, loc, name, skip in checks:
         params_loc = (*loc, "params")
         _check_params(registry, name, spec.params, skip, file_for(params_loc), params_loc)

@@ -219,7 +219,8 @@ def _expand_tree(value: Any, file_for: FileFor, loc: Loc) -> Any:
 
 def _expand_suite(data: dict[str, Any], file_for: FileFor) -> None:
     """Expand variables in place: path fields (and ``~``) and strings in dataset params."""
-    for loc in (("db",), ("cache_dir",), ("model", "checkpoint")):
+    model_files = [("model", k) for k in ("checkpoint", "onnx", "torchscript")]
+    for loc in (("db",), ("cache_dir",), *model_files):
         parent = data.get("model") if len(loc) == 2 else data
         if isinstance(parent, dict) and isinstance(parent.get(loc[-1]), str):
             parent[loc[-1]] = _expand(parent[loc[-1]], file_for(loc), loc, path=True)

@@ -32,6 +32,9 @@ class Explainer:
     name: ClassVar[str] = ""
     #: False for methods that only run forward passes (saves autograd memory).
     needs_grad: ClassVar[bool] = True
+    #: True for methods that only call the model (any callable, e.g. an onnxruntime
+    #: session): no gradients, no layer hooks.
+    black_box: ClassVar[bool] = False
     #: Inputs beyond (x, y): "landmarks" (``l_batch`` (B, K, 2) pixel x, y, handed to
     #: :meth:`attribute`) and "canonical" (a canonical face given to the constructor).
     needs: ClassVar[frozenset[str]] = frozenset()

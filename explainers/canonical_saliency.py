@@ -56,6 +56,7 @@ class CanonicalImageSaliency(Explainer):
 
     name: ClassVar[str] = "cis"
     needs_grad: ClassVar[bool] = False
+    black_box: ClassVar[bool] = True
     needs: ClassVar[frozenset[str]] = frozenset({"landmarks", "canonical"})
 
     def __init__(

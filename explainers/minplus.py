@@ -85,6 +85,7 @@ class MinPlus(Explainer):
 
     name = "minplus"
     needs_grad = False
+    black_box = True
 
     def __init__(
         self,

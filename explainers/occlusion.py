@@ -37,6 +37,7 @@ class Occlusion(Explainer):
 
     name = "occlusion"
     needs_grad = False
+    black_box = True
 
     def __init__(
         self,

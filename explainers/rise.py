@@ -80,6 +80,7 @@ class RISE(Explainer):
 
     name = "rise"
     needs_grad = False
+    black_box = True
 
     def __init__(
         self,

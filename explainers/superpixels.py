@@ -122,6 +122,7 @@ class _SuperpixelExplainer(Explainer):
     """
 
     needs_grad = False
+    black_box = True
     alpha = 0.0
 
     def __init__(

@@ -88,7 +88,8 @@ class Metric:
         name: registry name, also the key of the primary score.
         direction: "higher" or "lower" is better.
         needs: inputs beyond maps: "masks" (s_batch), "boxes" (b_batch), "bias_regions",
-            "model", "reliance" (counterfactual ground truth in the context),
+            "model", "weights" (its parameters, so not a black box), "reliance"
+            (counterfactual ground truth in the context),
             "explainer" (``explain_fn`` in :meth:`update`).
         comparative: scored against the other explainers of a scenario (see
             :meth:`compare`).

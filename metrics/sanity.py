@@ -101,7 +101,7 @@ class ModelRandomisation(Metric):
     name = "model_randomisation"
     tolerance = 0.05  # |Spearman ρ|
     direction = "lower"
-    needs = frozenset({"model", "explainer"})
+    needs = frozenset({"model", "weights", "explainer"})
 
     def __init__(
         self,

@@ -283,7 +283,7 @@ def test_env_vars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, temp_componen
     suite = load_suite(path)
     assert suite.db == tmp_path / "out" / "results.duckdb"
     assert suite.cache_dir == tmp_path / "out" / "cache"
-    assert suite.model.checkpoint == tmp_path / "w.pt"
+    assert suite.model.checkpoint == str(tmp_path / "w.pt")
     assert suite.dataset.train.params == {"root": f"{tmp_path}/celeba", "n": 100, "size": 32}
     assert suite.dataset.test.params["prevalence"] == {"Male": "$5"}
     data["db"] = "${BENCH_T_UNSET}/results.duckdb"
