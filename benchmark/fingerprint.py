@@ -41,8 +41,10 @@ def file_digest(path: Path) -> str:
     return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
-def code_fingerprint(parts: Iterable[str] = PACKAGES, root: Path = ROOT) -> str:
-    """sha256 (16 hex) of the path and content of every ``.py`` file under ``parts``."""
+def code_fingerprint(parts: Iterable[str] = PACKAGES, root: Path | None = None) -> str:
+    """sha256 (16 hex) of the path and content of every ``.py`` file under ``parts``
+    (of the installed benchmark, or of ``root``)."""
+    root = ROOT if root is None else root
     h = hashlib.sha256()
     for part in parts:
         base = root / part

@@ -33,7 +33,10 @@ def summary_table(store: Store, run_id: str) -> Group:
         models.add_column(col, justify="left" if col in ("scenario", "bias") else "right")
     for scenario, target, attributes, rho, n_test, n_expl, acc, acc_al, acc_cf in scen:
         attrs = json.loads(attributes)
-        bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
+        if rho is None:  # a model explained as it is: nothing was injected
+            bias = f"{target} vs {'+'.join(attrs) or 'nothing'}, pretrained"
+        else:
+            bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"
         models.add_row(
             scenario, bias, str(n_test), str(n_expl if n_expl is not None else n_test),
             fmt(acc, True), fmt(acc_al, True), fmt(acc_cf, True),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from leaderboard.site import esc, fmt, page, slug, table
+from leaderboard.site import RANKED_SCENARIOS, esc, fmt, page, slug, table
 
 # The group key of a run: its group, or the run itself. Prefixed so that a group id that
 # happens to equal some run id cannot merge the two.
@@ -79,7 +79,7 @@ def group_scores(
         "WITH per_run AS ("
         " SELECT s.run_id, s.metric, s.explainer, avg(s.value) AS v, any_value(s.direction) AS d"
         " FROM scores s JOIN scenarios c USING (run_id, scenario) JOIN runs r USING (run_id)"
-        " WHERE r.suite = ? AND r.status = 'done' AND c.rho != 0.5 AND c.attributes != '[]'"
+        f" WHERE r.suite = ? AND r.status = 'done' AND {RANKED_SCENARIOS}"
         " GROUP BY s.run_id, s.metric, s.explainer) "
         f"SELECT {_group_key(con)} AS g, p.metric, p.explainer, avg(p.v), any_value(p.d), "
         "max(r.started_at) AS t "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from leaderboard.site import esc, fmt, page, slug, table
+from leaderboard.site import describe_bias, esc, fmt, page, slug, table
 
 
 def _arrow(direction: str) -> str:
@@ -146,8 +146,8 @@ def scenario_page(con: duckdb.DuckDBPyConnection, run_id: str, scenario: tuple, 
     explained = f", {n_explained} of them explained" if n_explained is not None else ""
     body = (
         f'<p><a href="index.html">← leaderboard</a></p><h1>{esc(name)}</h1>'
-        f"<p>Target {esc(target)}, bias {esc(' + '.join(json.loads(attrs)) or 'none')}, "
-        f"ρ = {rho:g}; {n_train} training and {n_test} test images{explained}.</p>"
+        f"<p>Target {esc(target)}, bias {esc(describe_bias(target, json.loads(attrs), rho))}; "
+        f"{n_train} training and {n_test} test images{explained}.</p>"
         + table(
             ["model accuracy %", "all", "aligned", "conflicting"],
             [["balanced test set", fmt(acc, True), fmt(al, True), fmt(cf, True)]],

@@ -98,6 +98,19 @@ def latest_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
+#: Scenarios averaged on the index: injected biases, and models explained as they are
+#: (rho NULL). Controls (ρ = 0.5, or nothing injected) are shown but not averaged.
+RANKED_SCENARIOS = "(c.rho IS NULL OR (c.rho != 0.5 AND c.attributes != '[]'))"
+
+
+def describe_bias(target: str, attributes: list[str], rho: float | None) -> str:
+    """``Male ~ Wearing_Lipstick (ρ=0.99)``; a model explained as it is has no ρ."""
+    attrs = " + ".join(attributes) or "none"
+    if rho is None:
+        return f"{target} vs {attrs} (pretrained, nothing injected)"
+    return f"{target} ~ {attrs} (ρ={rho:g})"
+
+
 def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     """One suite's latest run: explainers ranked per metric, then its scenarios."""
     run_id, suite, status, started, device, sha = run
@@ -106,7 +119,7 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     rows = con.execute(
         "SELECT s.explainer, s.metric, avg(s.value), sum(s.n), any_value(s.direction) "
         "FROM scores s JOIN scenarios c USING (run_id, scenario) "
-        "WHERE s.run_id = ? AND c.rho != 0.5 AND c.attributes != '[]' "
+        f"WHERE s.run_id = ? AND {RANKED_SCENARIOS} "
         "GROUP BY s.explainer, s.metric ORDER BY s.metric, s.explainer",
         [run_id],
     ).fetchall()
@@ -147,7 +160,7 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
     scen_rows = [
         [
             f'<a href="{esc(slug("scenario", run_id, s))}.html">{esc(s)}</a>',
-            esc(f"{t} ~ {' + '.join(json.loads(a)) or 'none'} (ρ={rho:g})"),
+            esc(describe_bias(t, json.loads(a), rho)),
             fmt(acc, True),
             fmt(al, True),
             fmt(cf, True),

@@ -65,16 +65,34 @@ class CelebAMaskHQ:
         root: the ``CelebAMask-HQ`` folder.
         size: image side in pixels (images and label maps are resized).
         limit: read only the first ``limit`` images (None: all listed).
+        landmarks: ``"masks"`` places 5 landmarks from the label maps
+            (``benchmark.data.mask_landmarks``), for a model's face crop, canonical
+            saliency and the landmark11 protocol; None: no landmarks.
     """
 
     #: For suite validation before any file is read (the files list the same names).
     attribute_names: ClassVar[tuple[str, ...]] = CELEBA_ATTRIBUTES
     provides = frozenset({"label_maps"})
 
-    def __init__(self, root: str | Path, size: int = 224, limit: int | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        size: int = 224,
+        limit: int | None = None,
+        landmarks: str | None = None,
+    ):
         if size < 8 or (limit is not None and limit < 1):
             raise ValueError(f"need size >= 8 and limit >= 1, got size={size}, limit={limit}")
+        if landmarks not in (None, "masks"):
+            raise ValueError(f"landmarks: expected 'masks' or none, got {landmarks!r}")
         self.root, self.size, self.limit = Path(root).expanduser(), int(size), limit
+        self.landmarks = landmarks
+        if landmarks:
+            self.provides = frozenset({"label_maps", "landmarks"})
+
+    def index_files(self) -> list[Path]:
+        """The files whose size and mtime identify this copy of the dataset."""
+        return [self.root / ATTRIBUTES, self.root / MAPPING]
 
     def missing(self) -> list[str]:
         """One line per expected file or folder that is absent (empty when ready)."""
@@ -92,10 +110,14 @@ class CelebAMaskHQ:
             raise BenchError(problems[0])
         spec = {"root": str(self.root.resolve()), "size": self.size, "limit": self.limit,
                 "transform": TRANSFORM}  # fmt: skip
-        key = "celebamask_hq-" + cache_key(
-            "celebamask_hq", spec, [self.root / ATTRIBUTES, self.root / MAPPING]
-        )
-        return cached(cache_dir, key, lambda: (self._read(), {}))[0]
+        key = "celebamask_hq-" + cache_key("celebamask_hq", spec, self.index_files())
+        faces = cached(cache_dir, key, lambda: (self._read(), {}))[0]
+        if self.landmarks == "masks":  # from the (cached) maps: a few ms per thousand
+            from benchmark.data.mask_landmarks import landmarks_from_label_maps
+
+            assert faces.label_maps is not None
+            faces.landmarks = landmarks_from_label_maps(faces.label_maps)
+        return faces
 
     def _read(self) -> FaceArrays:
         try:
