@@ -42,6 +42,7 @@ from benchmark.suite_types import (
 
 __all__ = ["InputSpec", "ModelSpec", "OutputSpec", "SuiteError", "TrainRecipe"]
 
+
 class DatasetSpec(NamedSpec):
     """A dataset: a ``DATASETS`` name and its constructor kwargs."""
 

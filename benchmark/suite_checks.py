@@ -28,31 +28,56 @@ def explainer_is_black_box(target: Any, params: dict[str, Any]) -> bool:
     return bool(getattr(target, "black_box", False))
 
 
+def _explainer_access(target: Any, params: dict[str, Any]) -> str:
+    """What an explainer needs of the model: forward passes, input gradients, layers."""
+    if explainer_is_black_box(target, params):
+        return "forward"
+    if is_function_explainer(target):
+        return "gradients"  # a function receives the model, not hooks into it
+    return "layers" if getattr(target, "layer_hooks", True) else "gradients"
+
+
+ACCESS_ORDER = ("forward", "gradients", "layers")
+
+
 def check_model_access(suite: Suite, file_for: FileFor) -> None:
-    """A black-box model (onnxruntime, a callable) gives forward passes only: refuse
-    explainers that need gradients or layers, and metrics that need its weights."""
+    """Refuse explainers that need more of the model than its source gives (gradients
+    of a black box, layer hooks of a TorchScript file), and metrics that re-initialise
+    weights a black box or a TorchScript file does not expose."""
     model = suite.model
-    if not model.black_box:
+    access = model.access
+    if access == "layers":
         return
-    what = "an onnxruntime model" if model.source == "onnx" else "a callable model"
-    fix = "use backend: onnx2torch, or " if model.source == "onnx" else "use "
+    what = {
+        "onnx": "an onnxruntime model (black box)",
+        "callable": "a callable model (black box)",
+        "torchscript": "a TorchScript model (its layers take no hooks)",
+    }[model.source]
+    fix = {"onnx": "use backend: onnx2torch, or ", "torchscript": "use factory: for a "
+           "Python module, or "}.get(model.source, "use ")  # fmt: skip
+    allowed = "occlusion, rise, rise_gauss, minplus, avg, lime, kernel_shap, cis, cms"
+    if access == "gradients":
+        allowed = "saliency, smoothgrad, input_x_gradient, integrated_gradients, " + allowed
     for i, spec in enumerate(suite.explainers):
         target = _load(EXPLAINERS, spec.name)
-        if target is None or explainer_is_black_box(target, spec.params):
+        if target is None:
+            continue
+        need = _explainer_access(target, spec.params)
+        if ACCESS_ORDER.index(need) <= ACCESS_ORDER.index(access):
             continue
         loc: Loc = ("explainers", i)
+        needs = "gradients" if need == "gradients" else "hooks on the model's layers"
         msg = (
-            f"{spec.display_name} needs gradients or a layer of the model, which {what} "
-            f"(black box) does not give; {fix}a black-box explainer "
-            "(occlusion, rise, rise_gauss, minplus, avg, lime, kernel_shap, cis, cms)"
+            f"{spec.display_name} needs {needs}, which {what} does not give; "
+            f"{fix}an explainer that works with it ({allowed})"
         )
         raise SuiteError(file_for(loc), loc, msg)
     for i, spec in enumerate(suite.metrics):
         target = _load(METRICS, spec.name)
         if target is not None and "weights" in getattr(target, "needs", ()):
             loc = ("metrics", i)
-            msg = f"{spec.display_name} re-initialises the model's weights, which {what} "
-            raise SuiteError(file_for(loc), loc, msg + "(black box) does not expose")
+            msg = f"{spec.display_name} re-initialises the model's layers, which {what} "
+            raise SuiteError(file_for(loc), loc, msg + "does not expose")
 
 
 def _canonical(registry: Registry, name: str, file: str, loc: Loc) -> str:

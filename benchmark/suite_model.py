@@ -220,6 +220,14 @@ class ModelSpec(Spec):
             self.source == "onnx" and (self.backend or "onnxruntime") == "onnxruntime"
         )
 
+    @property
+    def access(self) -> Literal["forward", "gradients", "layers"]:
+        """What explainers can use: forward passes only (a black box), input gradients
+        too (TorchScript: its layers take no hooks), or everything (a Python module)."""
+        if self.black_box:
+            return "forward"
+        return "gradients" if self.source == "torchscript" else "layers"
+
     def n_outputs(self) -> int | None:
         """Outputs (classes) as declared, or None when only the model can say."""
         if self.output.kind in ("logit", "probability"):

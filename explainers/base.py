@@ -35,6 +35,8 @@ class Explainer:
     #: True for methods that only call the model (any callable, e.g. an onnxruntime
     #: session): no gradients, no layer hooks.
     black_box: ClassVar[bool] = False
+    #: False for gradient methods that hook no layer (they work on TorchScript too).
+    layer_hooks: ClassVar[bool] = True
     #: Inputs beyond (x, y): "landmarks" (``l_batch`` (B, K, 2) pixel x, y, handed to
     #: :meth:`attribute`) and "canonical" (a canonical face given to the constructor).
     needs: ClassVar[frozenset[str]] = frozenset()

@@ -61,6 +61,8 @@ class Saliency(Explainer):
         abs: magnitude of the gradient (True) or the signed gradient (False).
     """
 
+    layer_hooks = False  # gradients w.r.t. the input only: TorchScript works
+
     name = "saliency"
 
     def __init__(self, model: ModelLike, *, abs: bool = True, **kw):
@@ -97,6 +99,8 @@ class SmoothGrad(Explainer):
         max_images_per_forward: cap used by the default above; by default 256 on CPU
             and 4096 on a GPU (see ``explainers.base.images_per_forward``).
     """
+
+    layer_hooks = False  # gradients w.r.t. the input only: TorchScript works
 
     name = "smoothgrad"
 
@@ -151,6 +155,8 @@ class InputXGradient(Explainer):
     gets a negative score (like Integrated Gradients here). Rank by ``abs`` downstream
     if only magnitude matters.
     """
+
+    layer_hooks = False  # gradients w.r.t. the input only: TorchScript works
 
     name = "input_x_gradient"
 

@@ -27,6 +27,8 @@ class IntegratedGradients(Explainer):
             ``n_steps × B`` at once).
     """
 
+    layer_hooks = False  # gradients w.r.t. the input only: TorchScript works
+
     name = "integrated_gradients"
 
     def __init__(

@@ -29,9 +29,7 @@ def real_samples_folder(root: Path) -> Path:
         labels = cv2.imread(str(SAMPLES / f"{i}.png"), cv2.IMREAD_GRAYSCALE)
         write_region_pngs(folder / "CelebAMask-HQ-mask-anno", i, labels)
     names = list(CELEBA_ATTRIBUTES)
-    rows = [
-        f"{i}.jpg  " + " ".join(str(ATTRIBUTES[i].get(n, -1)) for n in names) for i in range(4)
-    ]
+    rows = [f"{i}.jpg  " + " ".join(str(ATTRIBUTES[i].get(n, -1)) for n in names) for i in range(4)]
     (folder / "CelebAMask-HQ-attribute-anno.txt").write_text(
         "4\n" + " ".join(names) + "\n" + "\n".join(rows) + "\n"
     )

@@ -185,7 +185,8 @@ class FaceModel(nn.Module):
         device = self.scale.device
         spatial: list[str] = []
         hooks = []
-        find = self.target_layer_name is None and not self.black_box
+        scripted = isinstance(self.core, torch.jit.ScriptModule)  # no hooks there
+        find = self.target_layer_name is None and not self.black_box and not scripted
         if find and not isinstance(getattr(self.core, "target_layer", None), nn.Module):
             for name, module in self.core.named_modules():
                 if name and not any(True for _ in module.children()):

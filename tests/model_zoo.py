@@ -1,0 +1,81 @@
+"""Models as a user brings them (issue 12): a factory, a black-box function, a TorchScript
+file and hand-written ONNX graphs whose outputs are known in closed form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tests.conftest import PatchModel
+
+
+class TinyFace(nn.Module):
+    """A plain CNN on normalised images, logits out: what a factory returns."""
+
+    def __init__(self, n_classes: int = 2, width: int = 8, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def tiny_face(n_classes: int = 2, width: int = 8, seed: int = 0) -> TinyFace:
+    """The factory a suite names as ``tests.model_zoo:tiny_face``."""
+    return TinyFace(n_classes, width, seed)
+
+
+_PATCH = PatchModel().eval()
+
+
+def patch_probabilities(x_batch: torch.Tensor) -> np.ndarray:
+    """A black box: PatchModel's class probabilities as NumPy (no autograd to follow)."""
+    with torch.no_grad():
+        return _PATCH.to(x_batch.device)(x_batch).softmax(-1).cpu().numpy()
+
+
+#: Weights of the mean-colour graph: logits = mean(x over H, W) @ W + B.
+W = np.array([[0.02, -0.01], [0.0, 0.03], [-0.01, 0.01]], np.float32)
+B = np.array([0.1, -0.2], np.float32)
+
+
+def write_mean_colour_onnx(path: Path, softmax: bool = True, size: int = 16) -> Path:
+    """An ONNX graph ``softmax(GlobalAveragePool(x) @ W + B)`` on (N, 3, size, size)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "W", "B"], ["logits"]),
+    ]
+    out = "logits"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+        out = "probabilities"
+    graph = helper.make_graph(
+        nodes,
+        "mean_colour",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", 2])],
+        initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_patch_torchscript(path: Path) -> Path:
+    """PatchModel traced to a TorchScript file."""
+    torch.jit.trace(PatchModel().eval(), torch.rand(1, 3, 32, 32)).save(str(path))
+    return path
