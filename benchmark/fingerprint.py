@@ -27,7 +27,7 @@ MODEL_CODE = ("benchmark/models", "benchmark/data", "benchmark/splits.py")
 
 
 @lru_cache(maxsize=256)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
+def _digest(path: str, stamp: tuple[int, ...]) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -36,9 +36,11 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 hex of a file's content (memoised on its path, size and mtime)."""
+    """sha256 hex of a file's content, memoised on its path and stat, ctime included:
+    no write (nor ``touch`` back to an old mtime) keeps ctime, so the memo is exact."""
     st = Path(path).stat()
-    return _digest(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _digest(str(Path(path).resolve()), stamp)
 
 
 def code_fingerprint(parts: Iterable[str] = PACKAGES, root: Path | None = None) -> str:

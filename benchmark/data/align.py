@@ -122,7 +122,7 @@ def align(faces: FaceArrays, m: torch.Tensor, side: int) -> FaceArrays:
     if faces.boxes is not None:
         b = faces.boxes.float()
         corners = torch.stack([b[:, [0, 1]], b[:, [2, 1]], b[:, [0, 3]], b[:, [2, 3]]], 1)
-        c = _points(corners, m)
+        c = _points(corners - 0.5, m) + 0.5  # box edges, not pixel centres
         boxes = torch.cat([c.amin(1), c.amax(1)], -1).clamp(0, side)
     extras = dict(faces.extras)
     if "dense_landmarks" in extras:
