@@ -85,7 +85,7 @@ def test_onnx_model_matches_the_closed_form(tmp_path, backend):
     logits = x.mean((2, 3)).numpy() @ W + B
     expected = torch.from_numpy(logits).softmax(-1)
     assert torch.allclose(model(x).softmax(-1), expected, atol=1e-5)
-    assert getattr(model, "black_box") is (backend == "onnxruntime")
+    assert model.black_box is (backend == "onnxruntime")
 
 
 def test_onnx2torch_gives_gradients_and_onnxruntime_does_not(tmp_path):
@@ -133,7 +133,6 @@ def test_every_black_box_explainer_runs_on_a_plain_function(name):
     model = build_model(spec)
     cls = EXPLAINERS.get(name)
     from tests.conftest import build
-
     from tests.test_explainers import TEST_PARAMS
 
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -199,7 +198,7 @@ def test_bad_model_blocks_are_one_line(tmp_path, model, message):
 def test_model_files_say_what_is_missing():
     with pytest.raises(BenchError, match="package 'no_such_pkg' is not installed"):
         resolve_file("pkg:no_such_pkg/m.onnx", "onnx")
-    with pytest.raises(BenchError, match="model.onnx: no such file"):
+    with pytest.raises(BenchError, match=r"model\.onnx: no such file"):
         resolve_file("/nonexistent/m.onnx", "onnx")
 
 
@@ -226,3 +225,24 @@ def test_patch_peak_survives_preprocessing(tmp_path):
         r, c = divmod(int(m.argmax()), m.shape[1])
         assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
     assert np.isfinite(maps.numpy()).all()
+
+
+def test_the_factory_example_suite_explains_a_torchvision_model(tmp_path, monkeypatch):
+    """examples/own_factory.yaml: torchvision's constructor, a state dict, ImageNet
+    preprocessing at 224 px; the planned model is the ResNet on normalised inputs."""
+    import torchvision
+
+    net = torchvision.models.resnet18(num_classes=2).eval()
+    torch.save(net.state_dict(), tmp_path / "r18.pt")
+    monkeypatch.setenv("MODEL_WEIGHTS", str(tmp_path / "r18.pt"))
+    from benchmark.plan import plan
+
+    p = plan(Path(__file__).parents[1] / "examples" / "own_factory.yaml", None, "cpu", False)
+    x = torch.rand(2, 3, 64, 64)
+    resized = torch.nn.functional.interpolate(x, size=224, mode="bilinear", antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        direct = net((resized - mean) / std)[:, [0, 1]]
+        assert torch.allclose(p.model(x), direct, atol=1e-4)
+    assert p.model.target_layer is p.model.core.layer4 and p.model is not None
