@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -42,6 +43,7 @@ from benchmark.store import Store
 from benchmark.suite import Scenario, suite_hash
 
 MODEL_CACHE_VERSION = 3  # 3: keyed on the model code, training data and torch versions
+SEED_KEY_VERSION = 2  # the seeds' key is the model cache key of version 2: same weights
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_DB", "Plan", "group_id", "plan", "run_id_for", "seed_for"]
 
@@ -51,25 +53,42 @@ def load_split(p: Plan, split: str) -> FaceArrays:
     return p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
 
 
-def model_key(p: Plan, sc: Scenario) -> str:
-    """The model cache's key: everything that determines the trained weights (the
-    suite's data, bias, model and recipe; the model and data code; the training data's
-    files; torch's version)."""
-    m = p.suite.model
+def _bias(sc: Scenario) -> dict[str, Any]:
     bias = {"target": sc.target, "attributes": list(sc.attributes), "rho": sc.rho,
             "directions": sc.directions()}  # fmt: skip
-    if sc.bias is not None:
+    if sc.bias is not None:  # only when set, so the seeds of earlier models stay valid
         bias["distribution"] = sc.bias.model_dump()
+    return bias
+
+
+def model_seed_key(p: Plan, sc: Scenario) -> str:
+    """What a trained model's seeds derive from: the suite's data, bias, model, recipe
+    and seed only, so that an edit of the code (a comment, a refactor) or another copy of
+    the data leaves the initial weights, and so the numbers, as they were."""
+    m = p.suite.model
     assert p.suite.dataset.train is not None and m.train is not None
+    source = {"arch": m.arch} if m.arch is not None else {"factory": m.factory}
+    return stable_hash({
+        "version": SEED_KEY_VERSION,
+        "data": p.suite.dataset.train.model_dump(),
+        "data_seed": seed_for(p.suite.seed, "data"),
+        "bias": _bias(sc),
+        **source, "params": dict(m.params), "recipe": m.train.model_dump(),
+        "seed": p.suite.seed,
+    })  # fmt: skip
+
+
+def model_key(p: Plan, sc: Scenario) -> str:
+    """The model cache's key: the seed key and everything else the trained weights
+    depend on (the model block, the model and data code, the training data's files, a
+    factory's source, torch's version)."""
     packages = p.fingerprint.get("packages", {})
     return stable_hash({
         "version": MODEL_CACHE_VERSION,
-        "data": p.suite.dataset.train.model_dump(),
+        "seeds": model_seed_key(p, sc),
+        "model": p.suite.model.model_dump(mode="json", exclude={"train"}),
         "data_files": p.fingerprint.get("data", {}).get("train"),
-        "data_seed": seed_for(p.suite.seed, "data"),
-        "bias": bias,
-        "model": m.model_dump(mode="json", exclude={"train"}), "recipe": m.train.model_dump(),
-        "seed": p.suite.seed, "code": code_fingerprint(MODEL_CODE),
+        "code": code_fingerprint(MODEL_CODE),
         "model_code": p.fingerprint.get("model_code"),
         "torch": {k: packages.get(k) for k in ("torch", "torchvision")},
     })  # fmt: skip
@@ -93,9 +112,9 @@ def get_model(
         return p.model.to(p.device).eval(), pretrained_hash(p), 0.0, True
     assert train is not None and split is not None
     m = p.suite.model
-    key = model_key(p, sc)
-    # Initial weights are a function of the key, not of what ran earlier in the process.
-    torch.manual_seed(seed_for(p.suite.seed, "init", key))
+    key, seeds = model_key(p, sc), model_seed_key(p, sc)
+    # Initial weights are a function of the suite, not of what ran earlier in the process.
+    torch.manual_seed(seed_for(p.suite.seed, "init", seeds))
     model = build_model(m, weights=False)
     cache = CheckpointCache(p.cache)
     if not p.fresh and cache.load(key, model) is not None:
@@ -109,7 +128,7 @@ def get_model(
     t0 = time.perf_counter()
     losses = train_model(
         model, train.images, train.attribute(sc.target)[split.index], m.train.model_dump(),
-        seed_for(p.suite.seed, "train", key), p.device, on_step, rows=split.index,
+        seed_for(p.suite.seed, "train", seeds), p.device, on_step, rows=split.index,
     )  # fmt: skip
     seconds = time.perf_counter() - t0
     cache.save(key, model, {"losses": losses, "seconds": seconds, "n_train": len(split)})

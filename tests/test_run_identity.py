@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from benchmark import fingerprint, provenance
 from benchmark.cli import app
 from benchmark.plan import plan
-from benchmark.runner import model_key, run_suite
+from benchmark.runner import model_key, model_seed_key, run_suite
 from tests.model_zoo import tiny_face
 from tests.test_celebamask_hq import build_replica
 
@@ -105,9 +105,11 @@ def test_model_cache_key_follows_the_model_code(tmp_path, monkeypatch):
     train_code.write_text("LR = 1\n")
     monkeypatch.setattr(fingerprint, "ROOT", root)
     p = plan(path, None, "cpu", False)
-    before = model_key(p, p.suite.scenarios[0])
+    sc = p.suite.scenarios[0]
+    before, seeds = model_key(p, sc), model_seed_key(p, sc)
     train_code.write_text("LR = 2\n")
-    assert model_key(p, p.suite.scenarios[0]) != before
+    assert model_key(p, sc) != before  # retrained, never served from the cache
+    assert model_seed_key(p, sc) == seeds  # from the same seeds: a comment changes no number
 
 
 def test_a_pretrained_factory_runs_without_training_and_records_its_fingerprint(suite, tmp_path):
