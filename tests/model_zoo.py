@@ -47,8 +47,11 @@ W = np.array([[0.02, -0.01], [0.0, 0.03], [-0.01, 0.01]], np.float32)
 B = np.array([0.1, -0.2], np.float32)
 
 
-def write_mean_colour_onnx(path: Path, softmax: bool = True, size: int = 16) -> Path:
-    """An ONNX graph ``softmax(GlobalAveragePool(x) @ W + B)`` on (N, 3, size, size)."""
+def write_mean_colour_onnx(
+    path: Path, softmax: bool = True, size: int = 16, both: bool = False
+) -> Path:
+    """An ONNX graph ``softmax(GlobalAveragePool(x) @ W + B)`` on (N, 3, size, size);
+    with ``both``, the graph returns the probabilities and then the logits."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -65,7 +68,10 @@ def write_mean_colour_onnx(path: Path, softmax: bool = True, size: int = 16) -> 
         nodes,
         "mean_colour",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", 2])],
+        [
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", 2])
+            for name in ([out, "logits"] if both else [out])
+        ],
         initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -88,6 +88,17 @@ def test_onnx_model_matches_the_closed_form(tmp_path, backend):
     assert model.black_box is (backend == "onnxruntime")
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "onnx2torch"])
+def test_onnx_output_name_picks_one_of_several_outputs(tmp_path, backend):
+    path = write_mean_colour_onnx(tmp_path / "m.onnx", both=True)
+    spec = ModelSpec(onnx=str(path), backend=backend, output=OutputSpec(name="logits"))
+    x = torch.rand(2, 3, 16, 16)
+    expected = torch.from_numpy(x.mean((2, 3)).numpy() @ W + B)
+    assert torch.allclose(build_model(spec, probe_size=(16, 16))(x), expected, atol=1e-5)
+    with pytest.raises(BenchError, match=r"model\.output\.name: expected an output of"):
+        build_model(ModelSpec(onnx=str(path), backend=backend, output=OutputSpec(name="x")))
+
+
 def test_onnx2torch_gives_gradients_and_onnxruntime_does_not(tmp_path):
     path = write_mean_colour_onnx(tmp_path / "m.onnx")
     x = torch.rand(1, 3, 16, 16, requires_grad=True)

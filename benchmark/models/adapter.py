@@ -161,7 +161,22 @@ class FaceModel(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(self.core(self.preprocess(x)))
+        return self.logits(self.pick(self.core(self.preprocess(x))))
+
+    def pick(self, out: Any) -> torch.Tensor:
+        """The scored output of a core that returns several (a tuple: the first, or the
+        one ``output.name`` names by position; a dict: by ``output.name``)."""
+        name = self.output_spec.name
+        if isinstance(out, dict):
+            if name is None or name not in out:
+                keys = ", ".join(map(str, out))
+                raise BenchError(f"model.output.name: expected one of the model's outputs "
+                                 f"({keys}), got {name!r}")  # fmt: skip
+            return out[name]
+        if isinstance(out, tuple | list):
+            names = getattr(self.core, "output_names", None)
+            return out[names.index(name)] if name and names and name in names else out[0]
+        return out
 
     # -- what CAMs read ------------------------------------------------------------------
     @property

@@ -154,7 +154,17 @@ def _onnx_core(spec: ModelSpec, path: Path) -> nn.Module:
     from onnx2torch import convert
 
     try:
-        graph = convert(onnx.load(str(path)))
+        proto = onnx.load(str(path))
+        graph = convert(proto)
+        names = [o.name for o in proto.graph.output]
+        if spec.output.name is not None and spec.output.name not in names:
+            raise BenchError(
+                f"model.output.name: expected an output of {path} ({', '.join(names)}), "
+                f"got {spec.output.name!r}"
+            )
+        graph.output_names = names  # several outputs come back as a tuple in this order
+    except BenchError:
+        raise
     except Exception as exc:
         raise BenchError(
             f"model.backend: onnx2torch cannot convert {path} ({type(exc).__name__}: {exc}); "
