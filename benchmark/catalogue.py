@@ -174,6 +174,13 @@ EXPLAINERS.register(
 )
 
 EXPLAINERS.register(
+    "rise_correlation",
+    "explainers.rise_correlation:CorrelationRISE",
+    aliases=("CorrelationRISE", "xaiface_rise", "corr_rise"),
+    summary="XAIface's RISE: per-pixel correlation between mask value and score over masks.",
+)
+
+EXPLAINERS.register(
     "saliency",
     "explainers.gradients:Saliency",
     aliases=("Saliency", "vanilla_gradient"),

@@ -55,7 +55,9 @@ def check_model_access(suite: Suite, file_for: FileFor) -> None:
     }[model.source]
     fix = {"onnx": "use backend: onnx2torch, or ", "torchscript": "use factory: for a "
            "Python module, or "}.get(model.source, "use ")  # fmt: skip
-    allowed = "occlusion, rise, rise_gauss, minplus, avg, lime, kernel_shap, cis, cms"
+    allowed = (
+        "occlusion, rise, rise_gauss, rise_correlation, minplus, avg, lime, kernel_shap, cis, cms"
+    )
     if access == "gradients":
         allowed = "saliency, smoothgrad, input_x_gradient, integrated_gradients, " + allowed
     for i, spec in enumerate(suite.explainers):

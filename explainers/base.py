@@ -136,6 +136,15 @@ def images_per_forward(device: torch.device, requested: int | None = None) -> in
     return 4096 if device.type == "cuda" else 256
 
 
+def class_scores(model: ModelLike, outputs: torch.Tensor) -> torch.Tensor:
+    """The score of each output that perturbation methods and confidence metrics read:
+    the softmax probability for a classifier's logits, the outputs themselves for a
+    model that says its outputs are scores already (``raw_scores = True``, e.g. a
+    verification model's cosine similarities, METHODS §10)."""
+    outputs = outputs.float()
+    return outputs if getattr(model, "raw_scores", False) else outputs.softmax(1)
+
+
 def _model_device(model: ModelLike) -> torch.device:
     if isinstance(model, nn.Module):
         for t in model.parameters():

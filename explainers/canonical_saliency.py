@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from explainers.base import Explainer, ModelLike, images_per_forward
+from explainers.base import Explainer, ModelLike, class_scores, images_per_forward
 from explainers.canonical import CanonicalFace, PiecewiseAffine, pixel_centres
 
 
@@ -130,7 +130,7 @@ class CanonicalImageSaliency(Explainer):
         return torch.where(count > 0, total / count.clamp_min(1), torch.zeros_like(total))
 
     def _confidence(self, x: Tensor, y: Tensor) -> Tensor:
-        return self.model(x).float().softmax(-1).gather(1, y[:, None])[:, 0]
+        return class_scores(self.model, self.model(x)).gather(1, y[:, None])[:, 0]
 
     def attribute(self, x_batch: Tensor, y_batch: Tensor, l_batch: Tensor) -> Tensor:
         cis = self.canonical_maps(x_batch, y_batch, l_batch)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from explainers.base import Explainer, ModelLike, images_per_forward
+from explainers.base import Explainer, ModelLike, class_scores, images_per_forward
 
 SCORES = ("softmax", "logit")
 MAPS = ("h0_minus", "h1_minus", "h0_plus", "h1_plus")
@@ -135,7 +135,7 @@ class MinPlus(Explainer):
         out = self.model(imgs).float()
         self.last_forwards += 1
         self.last_images += len(imgs)
-        return out.softmax(1) if self.score == "softmax" else out
+        return class_scores(self.model, out) if self.score == "softmax" else out
 
     def grid_scores(
         self,

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from explainers.base import Explainer, ModelLike, images_per_forward
+from explainers.base import Explainer, ModelLike, class_scores, images_per_forward
 
 
 def rise_masks(
@@ -125,7 +125,7 @@ class RISE(Explainer):
             k = len(m)
             # One forward for every (image, mask) pair of the chunk: (B·k, C, H, W).
             xm = (x_batch[:, None] * m[None, :, None]).reshape(b * k, c, h, w)
-            prob = torch.softmax(self.model(xm).float(), dim=1).view(b, k, -1)
+            prob = class_scores(self.model, self.model(xm)).view(b, k, -1)
             score = prob.gather(2, y_batch.view(b, 1, 1).expand(b, k, 1))[..., 0]  # (B, k)
             sal += torch.einsum("bk,khw->bhw", score, m)
         if self.normalize == "paper":

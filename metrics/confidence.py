@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from explainers.base import class_scores
 from metrics.base import Direction, Metric, MetricContext, MetricResult
 from metrics.regions import minmax
 
@@ -89,7 +90,7 @@ def confidence(
     """Softmax probability (or raw logit) of class ``y`` per image, from one forward."""
     with torch.no_grad():
         logits = model(images)
-    out = logits.softmax(1) if kind == "softmax" else logits
+    out = class_scores(model, logits) if kind == "softmax" else logits
     return out.gather(1, y.to(out.device).long().view(-1, 1)).squeeze(1)
 
 

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
-from explainers.base import images_per_forward
+from explainers.base import class_scores, images_per_forward
 from metrics.base import Direction, Metric, MetricContext, MetricResult
 
 Baseline = Literal["black", "blur"]
@@ -55,7 +55,7 @@ def curve(
     with torch.no_grad():
         for i in range(0, len(images), cap):
             logits = model(images[i : i + cap]).float()
-            probs.append(logits.softmax(1).gather(1, targets[i : i + cap, None])[:, 0])
+            probs.append(class_scores(model, logits).gather(1, targets[i : i + cap, None])[:, 0])
     return torch.cat(probs).view(b, steps + 1)
 
 

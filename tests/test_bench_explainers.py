@@ -59,6 +59,7 @@ PERTURBATION = [n for n in NAMES if not EXPLAINERS.get(n).needs_grad]
 PARAMS: dict[str, dict[str, Any]] = {
     "rise": {"n_masks": 1000},
     "rise_gauss": {"n_masks": 1000},
+    "rise_correlation": {"n_masks": 1000},
     "minplus": {"t_max": 2, "theta": -1.0},
     "avg": {"t_max": 2, "theta": -1.0},
 }
@@ -129,7 +130,7 @@ def expected_sizes(name: str, explainer: Any, model: torch.nn.Module, x: torch.T
     if name == "occlusion":  # the unoccluded batch, then every window, per_eval per image
         _, _, windows = explainer.geometry(h, w)
         return [b, *chunks(b * windows, b * explainer.per_eval(x))]
-    if name in ("rise", "rise_gauss"):  # B·k images per forward, k = cap // B masks
+    if name in ("rise", "rise_gauss", "rise_correlation"):  # B·k per forward, k = cap // B
         return chunks(b * explainer.n_masks, b * (CAP // b))
     if name == "scorecam":  # the batch (capturing A), then its B·K masked images
         k = model.target_layer[0].out_channels

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CUDA = torch.device("cuda")
 # Randomness drawn on the device (masks, noise, samples) differs between CPU and CUDA
 # generators, so only these are compared with the CPU's maps.
-RANDOM = {"rise", "rise_gauss", "smoothgrad", "lime", "kernel_shap"}
+RANDOM = {"rise", "rise_gauss", "rise_correlation", "smoothgrad", "lime", "kernel_shap"}
 # Greedy steps pick the best window; the toy model's many exactly tied windows can break
 # ties differently on the two devices, so these are compared by correlation.
 GREEDY = {"minplus", "avg"}

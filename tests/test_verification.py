@@ -1,0 +1,133 @@
+"""Verification scores as explained outputs (issue 13, first part): a toy embedding that
+reads one patch, the contrastive triplet score, XAIface's correlation RISE, and dlib's
+real face embedding on the four shared faces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.catalogue import EXPLAINERS
+from benchmark.models.verification import PairScore
+from explainers.base import build_explainer
+from explainers.rise_correlation import CorrelationRISE
+from tests.conftest import PATCH, TOY_POINTS, toy_landmarks
+
+
+class PatchEmbedding(nn.Module):
+    """e(X) = (pixels of PATCH − 0.5, 0.5): only the patch moves the similarity."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))  # a parameter, so the device is known
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patch = x[:, :, PATCH[0], PATCH[1]].flatten(1) - 0.5
+        return torch.cat([patch * self.scale, torch.full_like(patch[:, :8], 0.5)], 1)
+
+
+def pairs(n: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(4)
+    probes = torch.rand(n, 3, 32, 32, generator=g)
+    mates = torch.rand(n, 3, 32, 32, generator=g)  # different everywhere but the patch
+    mates[:, :, PATCH[0], PATCH[1]] = probes[:, :, PATCH[0], PATCH[1]]
+    return probes, mates
+
+
+def test_pair_score_is_the_cosine_to_each_reference():
+    probes, mates = pairs()
+    model = PairScore(PatchEmbedding(), mates)
+    s = model(probes)
+    assert s.shape == (3, 3)
+    assert torch.allclose(s.diagonal(), torch.ones(3), atol=1e-5)  # the patch matches
+    ep = nn.functional.normalize(PatchEmbedding()(probes), dim=1)
+    em = nn.functional.normalize(PatchEmbedding()(mates), dim=1)
+    assert torch.allclose(s, ep @ em.T, atol=1e-6)
+    assert (s.diagonal() > s.clone().fill_diagonal_(-1).amax(1)).all()
+
+
+def test_contrastive_score_subtracts_the_nonmate():
+    probes, mates = pairs()
+    model = PairScore(PatchEmbedding(), mates, nonmates=probes)
+    assert torch.allclose(model(probes).diagonal(), torch.zeros(3), atol=1e-5)
+
+
+NO_GRAD_MODULES = {"guided_backprop", "guided_gradcam", "deeplift"}  # need ReLU modules
+CAMS = {"gradcam", "gradcam_plusplus", "scorecam", "hirescam", "layercam"}
+FAST = {
+    "lime": {"n_segments": 64, "compactness": 1000.0, "n_samples": 200},
+    "kernel_shap": {"n_segments": 64, "compactness": 1000.0, "n_samples": 200},
+    "rise": {"n_masks": 1000},
+    "rise_gauss": {"n_masks": 1000},
+    "rise_correlation": {"n_masks": 1000},
+}
+EXPLAINED = [n for n in EXPLAINERS.names() if n not in NO_GRAD_MODULES | CAMS]
+
+
+@pytest.mark.parametrize("name", EXPLAINED)
+def test_every_explainer_finds_the_patch_the_similarity_reads(name):
+    probes, mates = pairs()
+    model = PairScore(PatchEmbedding(), mates)
+    from explainers.canonical import CanonicalFace
+
+    toy = CanonicalFace(torch.tensor(TOY_POINTS), (32, 32))
+    explainer = build_explainer(EXPLAINERS.get(name), model, canonical=toy, seed=0,
+                                **FAST.get(name, {}))  # fmt: skip
+    from explainers.base import fit_and_explain
+
+    maps = fit_and_explain(explainer, probes, torch.arange(3), toy_landmarks(3))
+    assert maps.shape == (3, 32, 32) and torch.isfinite(maps).all()
+    for m in maps:
+        r, c = divmod(int(m.abs().argmax()), 32)
+        assert PATCH[0].start <= r < PATCH[0].stop and PATCH[1].start <= c < PATCH[1].stop
+
+
+class Offset(nn.Module):
+    """Raw scores: the mean of the patch, plus a constant."""
+
+    raw_scores = True
+
+    def __init__(self, offset: float):
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x[:, :, PATCH[0], PATCH[1]].mean((1, 2, 3))
+        return torch.stack([s, s], 1) + self.offset
+
+
+def test_correlation_rise_ignores_a_constant_score_and_peaks_on_the_patch():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.ones(2, dtype=torch.long)
+    a = CorrelationRISE(Offset(0.0), n_masks=2000, seed=1)(x, y)
+    b = CorrelationRISE(Offset(10.0), n_masks=2000, seed=1)(x, y)
+    assert torch.allclose(a, b, atol=1e-4)  # a correlation has no offset to carry
+    inside = a[:, PATCH[0], PATCH[1]].mean()
+    far = a[:, 24:, :8].mean()
+    assert inside > 0.4 and far.abs() < 0.1 and a.max() <= 1.0 + 1e-6
+
+
+def test_dlib_embedding_tells_the_four_real_faces_apart(tmp_path):
+    pytest.importorskip("dlib")
+    from benchmark.data.align import align_faces
+    from benchmark.data.celebamask_hq import CelebAMaskHQ
+    from benchmark.models.dlib_embedding import DlibFaceEmbedding
+    from tests.test_celebamask_hq import SAMPLES
+
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared samples absent")
+    from tests.real_faces import real_samples_folder
+
+    faces = CelebAMaskHQ(real_samples_folder(tmp_path), size=150, landmarks="masks").load(
+        "test", 0, None
+    )
+    chips = align_faces(faces, "landmarks", 0.25)[0].images.float() / 255
+    mates = chips.flip(-1) * 0.9  # the same face, mirrored and darker
+    embed = DlibFaceEmbedding()
+    s = PairScore(embed, mates)(chips)
+    assert (s.argmax(1) == torch.arange(4)).all()  # each face is closest to its own mate
+    # dlib's own test: Euclidean distance under 0.6 is the same person
+    d = torch.cdist(embed(chips), embed(mates))
+    off = d + torch.eye(4) * 10
+    assert (d.diagonal() < 0.6).all() and (off.amin(1) > 0.6).all(), d
