@@ -33,7 +33,9 @@ def summary_table(store: Store, run_id: str) -> Group:
         models.add_column(col, justify="left" if col in ("scenario", "bias") else "right")
     for scenario, target, attributes, rho, n_test, n_expl, acc, acc_al, acc_cf in scen:
         attrs = json.loads(attributes)
-        if rho is None:  # a model explained as it is: nothing was injected
+        if rho is None and not attrs and target in ("mated", "nonmated"):
+            bias = f"{target} pairs (verification)"
+        elif rho is None:  # a model explained as it is: nothing was injected
             bias = f"{target} vs {'+'.join(attrs) or 'nothing'}, pretrained"
         else:
             bias = f"{target} ~ {'+'.join(attrs)} ρ={rho:g}" if attrs else f"{target}, no bias"

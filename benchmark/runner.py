@@ -41,6 +41,7 @@ from benchmark.scoring import explain_and_score
 from benchmark.splits import accuracies, columns, describe_cells, test_target, train_split
 from benchmark.store import Store
 from benchmark.suite import Scenario, suite_hash
+from benchmark.verify import run_verification_scenario
 
 MODEL_CACHE_VERSION = 3  # 3: keyed on the model code, training data and torch versions
 SEED_KEY_VERSION = 2  # the seeds' key is the model cache key of version 2: same weights
@@ -188,7 +189,7 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
         "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
         "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
         "packages": p.fingerprint.get("packages") or provenance.package_versions(),
-        "fingerprint": p.fingerprint,
+        "fingerprint": p.fingerprint, "task": s.task,
         "device": provenance.describe_device(p.device), "group_id": group,
         "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
     })  # fmt: skip
@@ -214,7 +215,10 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
         )
         with make_progress(console) as progress:
             for sc in s.scenarios:
-                run_scenario(p, sc, train, test, store, progress, timings)
+                if s.task == "verification":
+                    run_verification_scenario(p, sc, test, store, progress, timings)
+                else:
+                    run_scenario(p, sc, train, test, store, progress, timings)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"

@@ -74,6 +74,7 @@ MIGRATIONS = (
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS data_counts JSON",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS group_id VARCHAR",
     "ALTER TABLE runs ADD COLUMN IF NOT EXISTS fingerprint JSON",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS task VARCHAR",
 )
 TABLES = (
     "runs", "scenarios", "scores", "region_scores", "per_image", "image_scores", "reliance",

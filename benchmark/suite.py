@@ -40,6 +40,8 @@ from benchmark.suite_types import (
     interval,
 )
 
+PAIR_KINDS = ("mated", "nonmated")
+
 __all__ = ["InputSpec", "ModelSpec", "OutputSpec", "SuiteError", "TrainRecipe"]
 
 
@@ -200,6 +202,10 @@ class Suite(Spec):
     db: Path | None = None
     cache_dir: Path | None = None
     metadata: Params = Field(default_factory=dict)
+    #: ``classification`` explains a class score; ``verification`` explains the
+    #: similarity of each probe to its pair's reference (the model is an embedding and
+    #: each scenario's ``target`` is ``mated`` or ``nonmated``: the pairs explained).
+    task: Literal["classification", "verification"] = "classification"
     region_protocol: Str = "celebamask"
     dataset: DataSpec
     model: ModelSpec
@@ -217,6 +223,17 @@ class Suite(Spec):
             if name in names[:i]:
                 msg = f"expected a unique scenario name, got {name!r} again"
                 raise custom(f"{msg} (scenarios[{names.index(name)}])", f"scenarios[{i}].name")
+        if self.task == "verification":
+            if self.model.train is not None:
+                msg = "expected train: false: a verification suite explains an embedding as it is"
+                raise custom(msg, "model.train")
+            for i, sc in enumerate(self.scenarios):
+                if sc.target not in PAIR_KINDS:
+                    msg = f"expected mated or nonmated (the pairs explained), got {sc.target!r}"
+                    raise custom(msg, f"scenarios[{i}].target")
+                if sc.attributes:
+                    msg = "expected no attributes: a verification pair has no injected bias"
+                    raise custom(msg, f"scenarios[{i}].attributes")
         if self.model.trains and self.dataset.train is None:
             msg = "expected a training dataset: the model is trained (or set model.train: false)"
             raise custom(msg, "dataset.train")

@@ -82,6 +82,39 @@ def check_model_access(suite: Suite, file_for: FileFor) -> None:
             raise SuiteError(file_for(loc), loc, msg + "does not expose")
 
 
+def _check_task(suite: Suite, file_for: FileFor) -> None:
+    """Verification explains similarities: no bias regions to place, no counterfactual
+    ground truth for a class, and a test set that has pairs (or renders mates)."""
+    if suite.task != "verification":
+        return
+    dataset = _load(DATASETS, suite.dataset.test.name)
+    if dataset is not None and not (hasattr(dataset, "pairs") or hasattr(dataset, "mates")):
+        loc: Loc = ("dataset", "test", "name")
+        msg = (
+            f"expected a dataset with verification pairs (lfw, rfw) or rendered mates "
+            f"(synthetic_faces) for task verification, got {suite.dataset.test.name!r}"
+        )
+        raise SuiteError(file_for(loc), loc, msg)
+    from metrics.base import MetricContext
+
+    for i, spec in enumerate(suite.metrics):
+        cls = _load(METRICS, spec.name)
+        try:
+            needs = cls(MetricContext(()), **spec.params).needs if cls is not None else ()
+        except Exception:
+            continue  # bad params are reported by the params check
+        bad = {"bias_regions", "reliance"} & set(needs)
+        if bad:
+            loc = ("metrics", i)
+            msg = (
+                f"{spec.display_name} needs {' and '.join(sorted(bad))}, which a "
+                "verification pair does not have; expected average_drop, "
+                "increase_in_confidence, win_percent, deletion_auc, insertion_auc, "
+                "model_randomisation or bbox_ap with reference: face"
+            )
+            raise SuiteError(file_for(loc), loc, msg)
+
+
 def _canonical(registry: Registry, name: str, file: str, loc: Loc) -> str:
     try:
         return registry.entry(name).name
@@ -144,6 +177,8 @@ def _check_params(
 
 def _check_attributes(suite: Suite, file_for: FileFor) -> None:
     """Scenario targets and attributes must be the training dataset's (when it says)."""
+    if suite.task == "verification":  # targets name pairs, checked by the schema
+        return
     name = suite.dataset.attributes_from.name
     dataset = _load(DATASETS, name)
     if getattr(dataset, "attribute_names", None) is None:
@@ -252,6 +287,7 @@ def check_catalogue(suite: Suite, file_for: FileFor) -> None:
     _check_attributes(suite, file_for)
     _check_regions(suite, file_for)
     check_model_access(suite, file_for)
+    _check_task(suite, file_for)
     for registry, spec, loc, name, skip in checks:
         params_loc = (*loc, "params")
         _check_params(registry, name, spec.params, skip, file_for(params_loc), params_loc)

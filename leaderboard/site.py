@@ -106,6 +106,8 @@ RANKED_SCENARIOS = "(c.rho IS NULL OR (c.rho != 0.5 AND c.attributes != '[]'))"
 def describe_bias(target: str, attributes: list[str], rho: float | None) -> str:
     """``Male ~ Wearing_Lipstick (ρ=0.99)``; a model explained as it is has no ρ."""
     attrs = " + ".join(attributes) or "none"
+    if rho is None and not attributes and target in ("mated", "nonmated"):
+        return f"verification: {target} pairs, similarity to the reference explained"
     if rho is None:
         return f"{target} vs {attrs} (pretrained, nothing injected)"
     return f"{target} ~ {attrs} (ρ={rho:g})"

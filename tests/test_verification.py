@@ -131,3 +131,81 @@ def test_dlib_embedding_tells_the_four_real_faces_apart(tmp_path):
     d = torch.cdist(embed(chips), embed(mates))
     off = d + torch.eye(4) * 10
     assert (d.diagonal() < 0.6).all() and (off.amin(1) > 0.6).all(), d
+
+
+def test_best_threshold_accuracy_by_hand():
+    from benchmark.verify import best_threshold_accuracy
+
+    acc, cut = best_threshold_accuracy(torch.tensor([0.1, 0.2, 0.8, 0.9]),
+                                       torch.tensor([False, False, True, True]))  # fmt: skip
+    assert acc == 1.0 and cut == pytest.approx(0.5)
+    acc, cut = best_threshold_accuracy(torch.tensor([0.1, 0.3, 0.5, 0.9]),
+                                       torch.tensor([False, True, False, True]))  # fmt: skip
+    assert acc == 0.75 and cut == pytest.approx(0.2)
+
+
+VERIFY = {
+    "name": "verify", "device": "cpu", "task": "verification",
+    "dataset": {"test": {"name": "synthetic_faces", "params": {"n": 24, "size": 32}}},
+    "model": {"factory": "tests.model_zoo:tiny_face", "params": {"n_classes": 16},
+              "train": False},
+    "scenarios": [{"name": "mated", "target": "mated"},
+                  {"name": "nonmated", "target": "nonmated"}],
+    "explainers": ["saliency", {"name": "rise_correlation", "params": {"n_masks": 200}}],
+    "metrics": ["average_drop", "win_percent", "deletion_auc"],
+    "explain": {"batch_size": 8, "max_images": 6}, "figures": {"enabled": False},
+}  # fmt: skip
+
+
+def test_a_verification_suite_runs_end_to_end_and_resumes(tmp_path):
+    import io
+    import json
+
+    import duckdb
+    import yaml
+    from rich.console import Console
+
+    from benchmark.runner import run_suite
+
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump({**VERIFY, "db": str(tmp_path / "r.duckdb")}))
+    rid = run_suite(path, console=Console(file=io.StringIO()), leaderboard=False)
+    with duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True) as con:
+        task = con.execute("SELECT task FROM runs").fetchone()[0]
+        scen = con.execute("SELECT scenario, test_cells, n_explained, accuracy FROM scenarios "
+                           "ORDER BY scenario").fetchall()  # fmt: skip
+        n = con.execute("SELECT count(*) FROM scores").fetchone()[0]
+    assert task == "verification"
+    cells = {"mated": 24, "nonmated": 24}
+    assert [(s, json.loads(c), e) for s, c, e, _ in scen] == [
+        ("mated", cells, 6),
+        ("nonmated", cells, 6),
+    ]
+    assert all(0.5 <= a <= 1.0 for *_, a in scen)  # the best threshold beats chance
+    assert n == 2 * 2 * 3
+    assert run_suite(path, console=Console(file=io.StringIO()), leaderboard=False) == rid
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"scenarios": [{"name": "s", "target": "Male"}]},
+         "scenarios[0].target: expected mated or nonmated"),
+        ({"metrics": ["ranking_position"]}, "metrics[0]: ranking_position needs bias_regions"),
+        ({"model": {"factory": "tests.model_zoo:tiny_face", "train": {"epochs": 1}}},
+         "model.train: expected train: false"),
+        ({"dataset": {"test": {"name": "celebamask_hq", "params": {"root": "x"}}}},
+         "expected a dataset with verification pairs"),
+    ],
+)  # fmt: skip
+def test_verification_suites_refuse_what_has_no_meaning(tmp_path, over, message):
+    import yaml
+
+    from benchmark.errors import BenchError
+    from benchmark.suite import load_suite
+
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump({**VERIFY, **over}))
+    with pytest.raises(BenchError) as info:
+        load_suite(path)
+    assert message in str(info.value)

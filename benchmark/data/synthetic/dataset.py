@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -95,6 +96,15 @@ class SyntheticFaces:
     def canonical(self, size: int) -> FaceArrays:
         """The canonical frontal face (N = 1) that canonical saliency maps are drawn on."""
         return canonical_face(size)
+
+    def mates(self, faces: FaceArrays, seed: int) -> FaceArrays:
+        """The same people photographed again: every identity parameter kept, pose,
+        lighting, noise and grain drawn anew (a verification pair's mated reference)."""
+        params = FaceParams.from_dict(faces.extras, "param.")
+        fresh = sample_params(len(faces), split_seed("mates", seed))
+        again = dataclasses.replace(params, pose=fresh.pose, light=fresh.light,
+                                    noise_seed=fresh.noise_seed, grain=fresh.grain)  # fmt: skip
+        return render(again, faces.size[0])
 
     def counterfactual(self, faces: FaceArrays, attribute: str, value: int) -> torch.Tensor:
         """The same faces re-rendered with ``attribute`` set to ``value`` (METHODS §9).

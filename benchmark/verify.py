@@ -1,0 +1,142 @@
+"""One verification scenario (``task: verification``, METHODS §10): the pairs, the
+embedding's verification accuracy, and every explainer on the similarity of each probe
+to its pair's reference.
+
+Pairs come from the test dataset: LFW's and RFW's ``pairs()`` files, or, for the
+synthetic faces, each face against a re-render of the same person (``mates``: new pose,
+light and noise) and against another person's re-render. The probe is the pair's first
+image; :class:`~benchmark.models.verification.PairScore` makes probe k's explained
+output the cosine to reference k, so explainers and metrics run as for a classifier.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from benchmark.data.align import align_faces
+from benchmark.data.base import FaceArrays
+from benchmark.errors import BenchError
+from benchmark.models.train import to_pixels
+from benchmark.models.verification import PairScore
+from benchmark.scoring import explain_and_score
+from benchmark.store import Store
+
+if TYPE_CHECKING:
+    from benchmark.plan import Plan
+    from benchmark.suite import Scenario
+
+
+def dataset_pairs(p: Plan, test: FaceArrays) -> tuple[FaceArrays, FaceArrays, torch.Tensor]:
+    """Probes, references (aligned with the probes) and bool (P,) mated, of the whole set."""
+    dataset = p.datasets["test"]
+    if hasattr(dataset, "pairs"):
+        index, same = dataset.pairs(test)[:2]
+        if len(index) == 0:
+            raise BenchError("verification: no pair of the pair file has both images loaded")
+        return test.subset(index[:, 0]), test.subset(index[:, 1]), same
+    mates = dataset.mates(test, p.seed_for("mates"))
+    n = len(test)
+    if n < 2:
+        raise BenchError("verification: the synthetic test set needs at least 2 faces")
+    g = torch.Generator().manual_seed(p.seed_for("nonmates"))
+    # A derangement: every face meets another person's re-render.
+    other = (torch.arange(n) + torch.randint(1, n, (n,), generator=g)) % n
+    probes = test.subset(torch.cat([torch.arange(n), torch.arange(n)]))
+    refs = mates.subset(torch.cat([torch.arange(n), other]))
+    return (
+        probes,
+        refs,
+        torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)]),
+    )
+
+
+def _crop(p: Plan, faces: FaceArrays) -> FaceArrays:
+    spec = p.suite.model.input
+    return (
+        faces
+        if spec.crop == "none" or len(faces) == 0
+        else align_faces(faces, spec.crop, spec.padding)[0]
+    )
+
+
+def _pixels(p: Plan, faces: FaceArrays) -> torch.Tensor:
+    return to_pixels(faces.images, p.device)
+
+
+def best_threshold_accuracy(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
+    """The verification accuracy at the similarity threshold that maximises it over
+    these pairs, and that threshold (the optimistic LFW "accuracy" without folds)."""
+    order = scores.argsort()
+    s, y = scores[order], same[order].float()
+    n = len(s)
+    # threshold between sorted scores k−1 and k: pairs ≥ it are called mated
+    mated_above = torch.cat([y.flip(0).cumsum(0).flip(0), torch.zeros(1)])
+    nonmated_below = torch.cat([torch.zeros(1), (1 - y).cumsum(0)])
+    correct = mated_above + nonmated_below
+    k = int(correct.argmax())
+    cut = float(s[k - 1] + s[k]) / 2 if 0 < k < n else float(s[0] - 1 if k == 0 else s[-1] + 1)
+    return float(correct[k] / n), cut
+
+
+def _rate(scores: torch.Tensor, cut: float | None, mated: bool) -> float | None:
+    """Share of pairs verified correctly at ``cut`` (None without a threshold)."""
+    if cut is None or len(scores) == 0:
+        return None
+    return float(((scores >= cut) if mated else (scores < cut)).float().mean())
+
+
+def run_verification_scenario(
+    p: Plan, sc: Scenario, test: FaceArrays, store: Store, progress, timings: dict[str, Any]
+) -> None:
+    """Pairs, accuracy, then every explainer on the scenario's pairs (mated or not)."""
+    embed = p.model
+    assert embed is not None  # a verification model is never trained here
+    embed = embed.to(p.device).eval()
+    probes, refs, same = dataset_pairs(p, test)
+    probes, refs = _crop(p, probes), _crop(p, refs)
+    bs = p.suite.explain.batch_size
+    with torch.no_grad():
+        scores = torch.cat([
+            PairScore(embed, _pixels(p, refs.subset(torch.arange(i, min(i + bs, len(refs))))))(
+                _pixels(p, probes.subset(torch.arange(i, min(i + bs, len(probes)))))
+            ).diagonal()
+            for i in range(0, len(probes), bs)
+        ]).cpu()  # fmt: skip
+    accuracy, cut = (
+        best_threshold_accuracy(scores, same) if same.any() and (~same).any() else (None, None)
+    )
+    want = same if sc.target == "mated" else ~same
+    chosen = torch.nonzero(want).flatten()
+    cap = p.suite.explain.max_images
+    if cap is not None and len(chosen) > cap:
+        g = torch.Generator().manual_seed(p.seed_for("explain-pairs", sc.name))
+        chosen = chosen[torch.randperm(len(chosen), generator=g)[:cap]].sort().values
+    if len(chosen) == 0:
+        raise BenchError(f"scenario {sc.name}: the test data has no {sc.target} pairs")
+    progress.console.print(
+        f"[bold]{sc.name}[/]: {int(same.sum())} mated / {int((~same).sum())} nonmated pairs; "
+        f"explaining {len(chosen)} {sc.target}"
+        + (f"; accuracy {100 * accuracy:.1f}% at cos ≥ {cut:.3f}" if accuracy is not None else ""),
+        highlight=False,
+    )
+    store.put_scenario({
+        "run_id": p.run_id, "scenario": sc.name, "target": sc.target, "attributes": [],
+        "rho": None, "directions": [], "bias_regions": [],
+        "model_hash": f"{p.suite.model.source}:verification", "n_train": 0,
+        "n_test": len(same), "train_cells": {},
+        "test_cells": {"mated": int(same.sum()), "nonmated": int((~same).sum())},
+        # all pairs; "aligned" = mated accepted (TAR), "conflicting" = nonmated rejected
+        "accuracy": accuracy, "accuracy_aligned": _rate(scores[same], cut, True),
+        "accuracy_conflicting": _rate(scores[~same], cut, False),
+        "n_aligned": int(same.sum()), "n_conflicting": int((~same).sum()),
+        "train_seconds": 0.0, "cached": True, "n_explained": len(chosen),
+    })  # fmt: skip
+    explained = probes.subset(chosen)
+    model = PairScore(embed, _pixels(p, refs.subset(chosen)), batch_size=bs)
+    targets = torch.arange(len(chosen), device=p.device)
+    t0 = time.perf_counter()
+    explain_and_score(p, sc, model, explained, targets, {}, store, progress)
+    timings[f"explain/{sc.name}"] = time.perf_counter() - t0
