@@ -21,6 +21,7 @@ from benchmark.allocator import tune_glibc_malloc
 from benchmark.data.align import align_faces, warp_images
 from benchmark.data.base import FaceArrays
 from benchmark.data.bias import BiasSplit, balanced_test
+from benchmark.detect import run_detection_scenario
 from benchmark.errors import BenchError
 from benchmark.fingerprint import MODEL_CODE, code_fingerprint
 from benchmark.models.sources import build_model
@@ -217,6 +218,8 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
             for sc in s.scenarios:
                 if s.task == "verification":
                     run_verification_scenario(p, sc, test, store, progress, timings)
+                elif s.task == "detection":
+                    run_detection_scenario(p, sc, test, store, progress, timings)
                 else:
                     run_scenario(p, sc, train, test, store, progress, timings)
         status = "done"

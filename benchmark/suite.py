@@ -205,7 +205,9 @@ class Suite(Spec):
     #: ``classification`` explains a class score; ``verification`` explains the
     #: similarity of each probe to its pair's reference (the model is an embedding and
     #: each scenario's ``target`` is ``mated`` or ``nonmated``: the pairs explained).
-    task: Literal["classification", "verification"] = "classification"
+    #: ``detection`` explains the score of the detection matching each image's top
+    #: detection (the model is a detector; ``target: face``).
+    task: Literal["classification", "verification", "detection"] = "classification"
     region_protocol: Str = "celebamask"
     dataset: DataSpec
     model: ModelSpec
@@ -234,6 +236,17 @@ class Suite(Spec):
                 if sc.attributes:
                     msg = "expected no attributes: a verification pair has no injected bias"
                     raise custom(msg, f"scenarios[{i}].attributes")
+        if self.task == "detection":
+            if self.model.train is not None:
+                msg = "expected train: false: a detection suite explains a detector as it is"
+                raise custom(msg, "model.train")
+            if self.model.input.crop != "none":
+                msg = "expected crop: none: a detector reads the whole image"
+                raise custom(msg, "model.input.crop")
+            for i, sc in enumerate(self.scenarios):
+                if sc.target != "face" or sc.attributes:
+                    msg = f"expected target: face and no attributes, got {sc.target!r}"
+                    raise custom(msg, f"scenarios[{i}].target")
         if self.model.trains and self.dataset.train is None:
             msg = "expected a training dataset: the model is trained (or set model.train: false)"
             raise custom(msg, "dataset.train")

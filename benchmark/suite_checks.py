@@ -85,10 +85,11 @@ def check_model_access(suite: Suite, file_for: FileFor) -> None:
 def _check_task(suite: Suite, file_for: FileFor) -> None:
     """Verification explains similarities: no bias regions to place, no counterfactual
     ground truth for a class, and a test set that has pairs (or renders mates)."""
-    if suite.task != "verification":
+    if suite.task == "classification":
         return
     dataset = _load(DATASETS, suite.dataset.test.name)
-    if dataset is not None and not (hasattr(dataset, "pairs") or hasattr(dataset, "mates")):
+    paired = hasattr(dataset, "pairs") or hasattr(dataset, "mates")
+    if suite.task == "verification" and dataset is not None and not paired:
         loc: Loc = ("dataset", "test", "name")
         msg = (
             f"expected a dataset with verification pairs (lfw, rfw) or rendered mates "
@@ -107,8 +108,8 @@ def _check_task(suite: Suite, file_for: FileFor) -> None:
         if bad:
             loc = ("metrics", i)
             msg = (
-                f"{spec.display_name} needs {' and '.join(sorted(bad))}, which a "
-                "verification pair does not have; expected average_drop, "
+                f"{spec.display_name} needs {' and '.join(sorted(bad))}, which task "
+                f"{suite.task} does not have; expected average_drop, "
                 "increase_in_confidence, win_percent, deletion_auc, insertion_auc, "
                 "model_randomisation or bbox_ap with reference: face"
             )
@@ -177,7 +178,7 @@ def _check_params(
 
 def _check_attributes(suite: Suite, file_for: FileFor) -> None:
     """Scenario targets and attributes must be the training dataset's (when it says)."""
-    if suite.task == "verification":  # targets name pairs, checked by the schema
+    if suite.task != "classification":  # targets name pairs or "face": the schema checks
         return
     name = suite.dataset.attributes_from.name
     dataset = _load(DATASETS, name)

@@ -98,6 +98,13 @@ def latest_runs(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
+TASKS = ("classification", "verification", "detection")
+TASK_TITLES = {
+    "classification": "Classification: does the map find the shortcut?",
+    "verification": "Verification: what makes two faces the same person?",
+    "detection": "Detection: does the map cover the detected face?",
+}
+
 #: Scenarios averaged on the index: injected biases, and models explained as they are
 #: (rho NULL). Controls (ρ = 0.5, or nothing injected) are shown but not averaged.
 RANKED_SCENARIOS = "(c.rho IS NULL OR (c.rho != 0.5 AND c.attributes != '[]'))"
@@ -211,7 +218,14 @@ def build_site(db: Path, out: Path) -> list[Path]:
     written = []
     with duckdb.connect(str(db), read_only=True) as con:
         runs = latest_runs(con)
-        sections = [run_section(con, run) for run in runs]
+        tasks = dict(con.execute("SELECT run_id, coalesce(task, 'classification') FROM runs")
+                     .fetchall())  # fmt: skip
+        sections = []
+        for task in TASKS:  # one part of the index per task, in this order
+            mine = [run for run in runs if tasks.get(run[0]) == task]
+            if mine:
+                sections.append(f"<h1 class='task'>{esc(TASK_TITLES[task])}</h1>")
+                sections += [run_section(con, run) for run in mine]
         for run in runs:
             for scenario in con.execute(
                 "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "

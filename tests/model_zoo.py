@@ -85,3 +85,37 @@ def write_patch_torchscript(path: Path) -> Path:
     """PatchModel traced to a TorchScript file."""
     torch.jit.trace(PatchModel().eval(), torch.rand(1, 3, 32, 32)).save(str(path))
     return path
+
+
+class PatchDetector(nn.Module):
+    """A detector that always finds one face, PATCH's box, scored by the patch's
+    brightness: the detection score depends on that box alone."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("box", torch.tensor([[20.0, 8.0, 28.0, 16.0]]))
+
+    def detect(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        s = torch.sigmoid(8 * (x[:, :, 8:16, 20:28].mean((1, 2, 3)) - 0.3))
+        return [(self.box, s[i : i + 1]) for i in range(len(x))]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([s for _, s in self.detect(x)])[:, None]
+
+
+def patch_detector() -> PatchDetector:
+    """The factory a detection suite names as ``tests.model_zoo:patch_detector``."""
+    return PatchDetector()
+
+
+def needs_dlib_models() -> None:
+    """Skip unless dlib and the face-recognition-models weights are installed."""
+    import importlib.util
+
+    import pytest
+
+    if (
+        importlib.util.find_spec("dlib") is None
+        or importlib.util.find_spec("face_recognition_models") is None
+    ):
+        pytest.skip("dlib-bin and face-recognition-models not installed", allow_module_level=True)

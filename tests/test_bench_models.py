@@ -35,7 +35,9 @@ def test_bench_gender_model(benchmark, backend):
 
 
 def test_bench_dlib_embedding(benchmark):
-    pytest.importorskip("dlib")
+    from tests.model_zoo import needs_dlib_models
+
+    needs_dlib_models()
     from benchmark.models.dlib_embedding import DlibFaceEmbedding
 
     model = DlibFaceEmbedding()

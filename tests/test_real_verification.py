@@ -14,10 +14,11 @@ import yaml
 from rich.console import Console
 
 from benchmark.runner import run_suite
+from tests.model_zoo import needs_dlib_models
 from tests.test_celebamask_hq import SAMPLES
 
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared samples absent")
-pytest.importorskip("dlib")
+needs_dlib_models()
 SUITES = Path(__file__).parents[1] / "suites"
 
 

@@ -109,7 +109,9 @@ def test_correlation_rise_ignores_a_constant_score_and_peaks_on_the_patch():
 
 
 def test_dlib_embedding_tells_the_four_real_faces_apart(tmp_path):
-    pytest.importorskip("dlib")
+    from tests.model_zoo import needs_dlib_models
+
+    needs_dlib_models()
     from benchmark.data.align import align_faces
     from benchmark.data.celebamask_hq import CelebAMaskHQ
     from benchmark.models.dlib_embedding import DlibFaceEmbedding
