@@ -21,6 +21,7 @@ from benchmark.errors import BenchError
 from benchmark.models.detection import DetectionScore, reference_detections
 from benchmark.models.train import to_pixels
 from benchmark.scoring import explain_and_score
+from benchmark.splits import seeded_cap
 from benchmark.store import Store
 
 if TYPE_CHECKING:
@@ -47,10 +48,9 @@ def run_detection_scenario(
         iou = box_iou(ref[found], test.boxes[found].float()).diagonal()
         hit[found] = iou >= 0.5
     chosen = torch.nonzero(found).flatten()
-    cap = p.suite.explain.max_images
-    if cap is not None and len(chosen) > cap:
-        g = torch.Generator().manual_seed(p.seed_for("explain-detections", sc.name))
-        chosen = chosen[torch.randperm(len(chosen), generator=g)[:cap]].sort().values
+    chosen = seeded_cap(
+        chosen, p.suite.explain.max_images, p.seed_for("explain-detections", sc.name)
+    )
     if len(chosen) == 0:
         raise BenchError(f"scenario {sc.name}: the detector finds no face in the test data")
     progress.console.print(

@@ -81,3 +81,11 @@ def test_target(p: Plan, sc: Scenario, test: FaceArrays) -> tuple[torch.Tensor, 
             f"{sc.target!r} labels; expected explain.target: prediction"
         )
     return torch.zeros_like(target), False
+
+
+def seeded_cap(chosen: torch.Tensor, cap: int | None, seed: int) -> torch.Tensor:
+    """At most ``cap`` of the indices ``chosen``, drawn with ``seed``, in their order."""
+    if cap is None or len(chosen) <= cap:
+        return chosen
+    g = torch.Generator().manual_seed(seed)
+    return chosen[torch.randperm(len(chosen), generator=g)[:cap]].sort().values

@@ -22,6 +22,7 @@ from benchmark.errors import BenchError
 from benchmark.models.train import to_pixels
 from benchmark.models.verification import PairScore
 from benchmark.scoring import explain_and_score
+from benchmark.splits import seeded_cap
 from benchmark.store import Store
 
 if TYPE_CHECKING:
@@ -110,10 +111,7 @@ def run_verification_scenario(
     )
     want = same if sc.target == "mated" else ~same
     chosen = torch.nonzero(want).flatten()
-    cap = p.suite.explain.max_images
-    if cap is not None and len(chosen) > cap:
-        g = torch.Generator().manual_seed(p.seed_for("explain-pairs", sc.name))
-        chosen = chosen[torch.randperm(len(chosen), generator=g)[:cap]].sort().values
+    chosen = seeded_cap(chosen, p.suite.explain.max_images, p.seed_for("explain-pairs", sc.name))
     if len(chosen) == 0:
         raise BenchError(f"scenario {sc.name}: the test data has no {sc.target} pairs")
     progress.console.print(

@@ -17,16 +17,10 @@ from benchmark.models.detection import DetectionScore, reference_detections
 from explainers.base import build_explainer
 from tests.conftest import PATCH
 from tests.model_zoo import PatchDetector
+from tests.test_verification import FAST
 
 BLACK_BOX = [n for n in EXPLAINERS.names() if getattr(EXPLAINERS.get(n), "black_box", False)
              and "canonical" not in getattr(EXPLAINERS.get(n), "needs", ())]  # fmt: skip
-FAST = {
-    "lime": {"n_segments": 64, "compactness": 1000.0, "n_samples": 200},
-    "kernel_shap": {"n_segments": 64, "compactness": 1000.0, "n_samples": 200},
-    "rise": {"n_masks": 500},
-    "rise_gauss": {"n_masks": 500},
-    "rise_correlation": {"n_masks": 500},
-}
 
 
 def test_the_score_is_the_matched_detection_or_zero():
