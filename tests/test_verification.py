@@ -153,7 +153,8 @@ VERIFY = {
               "train": False},
     "scenarios": [{"name": "mated", "target": "mated"},
                   {"name": "nonmated", "target": "nonmated"}],
-    "explainers": ["saliency", {"name": "rise_correlation", "params": {"n_masks": 200}}],
+    "explainers": ["saliency", "gradcam",  # white box: a torch embedding's layers
+                   {"name": "rise_correlation", "params": {"n_masks": 200}}],
     "metrics": ["average_drop", "win_percent", "deletion_auc"],
     "explain": {"batch_size": 8, "max_images": 6}, "figures": {"enabled": False},
 }  # fmt: skip
@@ -184,7 +185,7 @@ def test_a_verification_suite_runs_end_to_end_and_resumes(tmp_path):
         ("nonmated", cells, 6),
     ]
     assert all(0.5 <= a <= 1.0 for *_, a in scen)  # the best threshold beats chance
-    assert n == 2 * 2 * 3
+    assert n == 2 * 3 * 3  # scenarios × explainers × metrics
     assert run_suite(path, console=Console(file=io.StringIO()), leaderboard=False) == rid
 
 
@@ -211,3 +212,26 @@ def test_verification_suites_refuse_what_has_no_meaning(tmp_path, over, message)
     with pytest.raises(BenchError) as info:
         load_suite(path)
     assert message in str(info.value)
+
+
+def test_an_image_folder_with_a_pairs_csv_is_a_verification_set(tmp_path):
+    """The generic folder: pairs listed by path; absent images drop their pairs."""
+    from benchmark.data.folder import ImageFolder
+    from tests.test_folder import build_replica
+
+    build_replica(tmp_path, split=False)
+    (tmp_path / "pairs.csv").write_text(
+        "first,second,same\na/img1.jpg,a/img2.jpg,1\na/img1.jpg,img4.jpg,0\n"
+        "img5.jpg,b/c/img3.jpg,1\nnot/there.jpg,img4.jpg,0\n"
+    )
+    data = ImageFolder(tmp_path, size=32, pairs="pairs.csv")
+    faces = data.load("test", 0, tmp_path / "cache")
+    index, same = data.pairs(faces)
+    assert index.tolist() == [[0, 1], [0, 3], [4, 2]] and same.tolist() == [True, False, True]
+    index, same = data.pairs(faces.subset(torch.tensor([4, 2, 0])))  # a subset: its rows
+    assert index.tolist() == [[0, 1]] and same.tolist() == [True]
+    (tmp_path / "pairs.csv").write_text("first,second,same\na/img1.jpg,a/img2.jpg,yes\n")
+    from benchmark.errors import BenchError
+
+    with pytest.raises(BenchError, match=r"pairs\.csv line 2: column 'same': expected 0 or 1"):
+        data.pairs(faces)

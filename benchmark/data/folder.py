@@ -31,7 +31,7 @@ from benchmark.errors import BenchError
 
 SPLITS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
 LANDMARK_COLUMNS = ("path", *(f"{a}{i}" for i in range(1, 6) for a in "xy"))
-TRANSFORM = "centre-square-area-nearest-v1"  # part of the cache key: change it with it
+TRANSFORM = "centre-square-area-nearest-v1+rows"  # part of the cache key: change it with it
 _NUMBERS = {"-1": -1, "0": 0, "1": 1}
 
 
@@ -132,6 +132,9 @@ class ImageFolder:
         landmarks: a landmarks CSV relative to ``root``, ``"detect"`` to detect them
             (``benchmark.data.landmarks``; quality in ``extras["landmark_quality"]``),
             or None.
+        pairs: a verification pairs CSV relative to ``root``, header
+            ``first,second,same`` (image paths as in ``csv``; same is 1 or 0), for
+            ``task: verification``; None: no pairs.
     """
 
     attribute_names: tuple[str, ...] | None = None  # known once loaded
@@ -146,6 +149,7 @@ class ImageFolder:
         csv: str = "labels.csv",
         masks: str | None = None,
         landmarks: str | None = None,
+        pairs: str | None = None,
     ):
         if size < 8 or (limit is not None and limit < 1):
             raise ValueError(f"need size >= 8 and limit >= 1, got size={size}, limit={limit}")
@@ -154,12 +158,14 @@ class ImageFolder:
         self.masks = self.root / masks if masks else None
         self.detect = landmarks == "detect"
         self.landmarks = self.root / landmarks if landmarks and not self.detect else None
+        self.pairs_csv = self.root / pairs if pairs else None
+        self._paths: list[str] | None = None  # the CSV paths of the last load's rows
         provides = {"label_maps"} if masks else set()
         self.provides = frozenset(provides | ({"landmarks"} if landmarks else set()))
 
     def missing(self) -> list[str]:
         """One line per expected file or folder that is absent (empty when ready)."""
-        paths = [self.root, self.csv, self.masks, self.landmarks]
+        paths = [self.root, self.csv, self.masks, self.landmarks, self.pairs_csv]
         return [
             f"image folder: expected {p} (your own data: see DATASETS.md, 'Generic folder')"
             for p in paths
@@ -178,14 +184,42 @@ class ImageFolder:
                 "limit": self.limit, "masks": str(self.masks), "split": split,
                 "landmarks": "detect" if self.detect else str(self.landmarks),
                 "transform": TRANSFORM}  # fmt: skip
-        files = [self.csv] + [p for p in (self.landmarks,) if p is not None]
+        files = [self.csv] + [p for p in (self.landmarks, self.pairs_csv) if p is not None]
         files += [detector_file()] if self.detect else []
         key = "folder-" + cache_key("image_folder", spec, files)
         faces, info = cached(cache_dir, key, lambda: self._read(split))
         self.attribute_names = faces.attribute_names
         self.group_names = tuple(info["group_names"])
         self.group_values = {k: tuple(v) for k, v in info["group_values"].items()}
+        self._paths = list(info["paths"])
         return faces
+
+    def pairs(self, faces: FaceArrays) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pairs CSV's pairs among ``faces`` (this loader's output or a subset):
+        long (P, 2) sample indices and bool (P,) same person; pairs with an image
+        absent from ``faces`` are dropped."""
+        if self.pairs_csv is None:
+            raise BenchError("image folder: task verification needs params.pairs, a CSV "
+                             "'first,second,same' of image paths")  # fmt: skip
+        if self._paths is None:
+            raise RuntimeError("ImageFolder.pairs needs the paths of a load(); call load() first")
+        header, rows = _read_csv(self.pairs_csv)
+        if header[:3] != ["first", "second", "same"]:
+            raise BenchError(f"{self.pairs_csv} line 1: expected a header 'first,second,same', "
+                             f"got {','.join(header)!r}")  # fmt: skip
+        where = {}
+        for i, row in enumerate(faces.extras["row"].tolist()):
+            where.setdefault(self._paths[row], i)
+        index, same = [], []
+        for line, (first, second, flag, *_) in rows:
+            if flag not in ("0", "1"):
+                raise BenchError(f"{self.pairs_csv} line {line}: column 'same': expected 0 "
+                                 f"or 1, got {flag!r}")  # fmt: skip
+            if first in where and second in where:
+                index.append((where[first], where[second]))
+                same.append(flag == "1")
+        return (torch.tensor(index, dtype=torch.long).reshape(-1, 2),
+                torch.tensor(same, dtype=torch.bool))  # fmt: skip
 
     def _read(self, split: str) -> tuple[FaceArrays, dict]:
         header, rows = _read_csv(self.csv)
@@ -229,6 +263,7 @@ class ImageFolder:
             attributes=torch.from_numpy(np.ascontiguousarray(attributes[keep])),
             attribute_names=tuple(names),
             groups={k: torch.from_numpy(v[keep]) for k, v in groups.items()},
+            extras={"row": torch.arange(len(keep), dtype=torch.long)},
         )
         if self.masks is not None:
             faces.label_maps = torch.from_numpy(self._masks(paths))
@@ -243,6 +278,7 @@ class ImageFolder:
         info = {
             "group_names": list(groups),
             "group_values": {k: list(v) for k, v in values.items()},
+            "paths": paths,
         }
         return faces, info
 
