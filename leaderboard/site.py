@@ -115,6 +115,8 @@ def describe_bias(target: str, attributes: list[str], rho: float | None) -> str:
     attrs = " + ".join(attributes) or "none"
     if rho is None and not attributes and target in ("mated", "nonmated"):
         return f"verification: {target} pairs, similarity to the reference explained"
+    if rho is None and not attributes and target == "face":
+        return "detection: the score of each image's top detection explained"
     if rho is None:
         return f"{target} vs {attrs} (pretrained, nothing injected)"
     return f"{target} ~ {attrs} (ρ={rho:g})"

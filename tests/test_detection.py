@@ -115,3 +115,18 @@ def test_mtcnn_finds_the_four_real_faces(tmp_path):
     for i, (x0, y0, x1, y1) in enumerate(ref.round().long().tolist()):
         black[i, :, y0:y1, x0:x1] = 0
     assert (model(black).diagonal() < 0.5).all() and (model(x).diagonal() > 0.99).all()
+
+
+def test_the_scenario_page_heads_accuracy_as_the_task_reads_it(tmp_path):
+    from benchmark.runner import run_suite
+
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump({**DETECT, "db": str(tmp_path / "r.duckdb"),
+                                    "explainers": ["occlusion"]}))  # fmt: skip
+    run_suite(path, console=Console(file=io.StringIO()), leaderboard=True)
+    index = (tmp_path / "site" / "index.html").read_text()
+    page = next((tmp_path / "site").glob("scenario-*.html")).read_text()
+    assert "Detection: does the map cover the detected face?" in index
+    assert "faces detected %" in page and "conflicting" not in page
+    # the toy's fixed 8 px box never overlaps a synthetic face's box by IoU 0.5
+    assert "<td>test images</td><td>0.0</td>" in page
