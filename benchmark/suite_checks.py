@@ -75,8 +75,7 @@ def check_model_access(suite: Suite, file_for: FileFor) -> None:
         )
         raise SuiteError(file_for(loc), loc, msg)
     for i, spec in enumerate(suite.metrics):
-        target = _load(METRICS, spec.name)
-        if target is not None and "weights" in getattr(target, "needs", ()):
+        if "weights" in _metric_needs(spec):
             loc = ("metrics", i)
             msg = f"{spec.display_name} re-initialises the model's layers, which {what} "
             raise SuiteError(file_for(loc), loc, msg + "does not expose")
@@ -96,15 +95,8 @@ def _check_task(suite: Suite, file_for: FileFor) -> None:
             f"(synthetic_faces) for task verification, got {suite.dataset.test.name!r}"
         )
         raise SuiteError(file_for(loc), loc, msg)
-    from metrics.base import MetricContext
-
     for i, spec in enumerate(suite.metrics):
-        cls = _load(METRICS, spec.name)
-        try:
-            needs = cls(MetricContext(()), **spec.params).needs if cls is not None else ()
-        except Exception:
-            continue  # bad params are reported by the params check
-        bad = {"bias_regions", "reliance"} & set(needs)
+        bad = {"bias_regions", "reliance"} & _metric_needs(spec)
         if bad:
             loc = ("metrics", i)
             msg = (
@@ -215,21 +207,21 @@ def _check_attributes(suite: Suite, file_for: FileFor) -> None:
                 raise SuiteError(file_for(loc), loc, msg)
 
 
-def _ranks_bias_regions(suite: Suite, regions: tuple[str, ...]) -> bool:
-    """Whether a metric of the suite places the scenarios' bias regions."""
+def _metric_needs(spec: ComponentSpec, regions: tuple[str, ...] = ()) -> frozenset[str]:
+    """What a suite's metric needs, as built with its params (they may change it); empty
+    when it cannot be imported or built yet (the params check reports that)."""
     from metrics.base import MetricContext
 
-    for spec in suite.metrics:
-        cls = _load(METRICS, spec.name)
-        try:
-            if (
-                cls is not None
-                and "bias_regions" in cls(MetricContext(regions), **spec.params).needs
-            ):
-                return True
-        except Exception:  # bad params are reported by the params check
-            continue
-    return False
+    cls = _load(METRICS, spec.name)
+    try:
+        return frozenset(cls(MetricContext(regions), **spec.params).needs) if cls else frozenset()
+    except Exception:
+        return frozenset()
+
+
+def _ranks_bias_regions(suite: Suite, regions: tuple[str, ...]) -> bool:
+    """Whether a metric of the suite places the scenarios' bias regions."""
+    return any("bias_regions" in _metric_needs(spec, regions) for spec in suite.metrics)
 
 
 def _check_regions(suite: Suite, file_for: FileFor) -> None:
