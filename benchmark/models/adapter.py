@@ -113,6 +113,8 @@ class FaceModel(nn.Module):
         )
         self.black_box = bool(getattr(core, "black_box", False))
         self._auto_layer: str | None = None
+        #: Outputs the last :meth:`probe` saw (None before one ran).
+        self.probed_outputs: int | None = None
 
     # -- the forward the explainers see -------------------------------------------------
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
@@ -229,7 +231,8 @@ class FaceModel(nn.Module):
                 raise BenchError(
                     f"model.target_layer: no layer {self.target_layer_name!r} in the model{hint}"
                 )
-        return int(out.shape[1])
+        self.probed_outputs = int(out.shape[1])
+        return self.probed_outputs
 
 
 def _spatial_hook(name: str, found: list[str]) -> Callable[..., None]:

@@ -213,9 +213,11 @@ def build_model(
 
 
 def n_outputs(model: nn.Module, spec: ModelSpec, size: tuple[int, int]) -> int:
-    """Classes the model scores: as declared, else from one forward."""
+    """Classes the model scores: as declared, else as its probe saw, else one forward."""
     declared = spec.n_outputs()
     if declared is not None:
         return declared
+    if getattr(model, "probed_outputs", None) is not None:
+        return int(model.probed_outputs)
     with torch.no_grad():
         return int(model(torch.zeros(1, 3, *size)).shape[1])
