@@ -19,8 +19,7 @@ import torch
 from benchmark.data.align import align_faces
 from benchmark.data.base import FaceArrays
 from benchmark.errors import BenchError
-from benchmark.models.train import to_pixels
-from benchmark.models.verification import PairScore
+from benchmark.models.verification import PairScore, embed_images
 from benchmark.scoring import explain_and_score
 from benchmark.splits import seeded_cap
 from benchmark.store import Store
@@ -63,10 +62,6 @@ def _crop(p: Plan, faces: FaceArrays) -> FaceArrays:
     )
 
 
-def _pixels(p: Plan, faces: FaceArrays) -> torch.Tensor:
-    return to_pixels(faces.images, p.device)
-
-
 def best_threshold_accuracy(scores: torch.Tensor, same: torch.Tensor) -> tuple[float, float]:
     """The verification accuracy at the similarity threshold that maximises it over
     these pairs, and that threshold (the optimistic LFW "accuracy" without folds)."""
@@ -99,13 +94,9 @@ def run_verification_scenario(
     probes, refs, same = dataset_pairs(p, test)
     probes, refs = _crop(p, probes), _crop(p, refs)
     bs = p.suite.explain.batch_size
-    with torch.no_grad():
-        scores = torch.cat([
-            PairScore(embed, _pixels(p, refs.subset(torch.arange(i, min(i + bs, len(refs))))))(
-                _pixels(p, probes.subset(torch.arange(i, min(i + bs, len(probes)))))
-            ).diagonal()
-            for i in range(0, len(probes), bs)
-        ]).cpu()  # fmt: skip
+    # Every image is embedded once: the accuracy and the explained references share them.
+    e_refs = embed_images(embed, refs.images, bs, p.device)
+    scores = (embed_images(embed, probes.images, bs, p.device) * e_refs).sum(1).cpu()
     accuracy, cut = (
         best_threshold_accuracy(scores, same) if same.any() and (~same).any() else (None, None)
     )
@@ -133,7 +124,7 @@ def run_verification_scenario(
         "train_seconds": 0.0, "cached": True, "n_explained": len(chosen),
     })  # fmt: skip
     explained = probes.subset(chosen)
-    model = PairScore(embed, _pixels(p, refs.subset(chosen)), batch_size=bs)
+    model = PairScore(embed, e_refs[chosen.to(e_refs.device)], embedded=True)
     targets = torch.arange(len(chosen), device=p.device)
     t0 = time.perf_counter()
     explain_and_score(p, sc, model, explained, targets, {}, store, progress)

@@ -17,6 +17,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@torch.no_grad()
+def embed_images(
+    embed: nn.Module, images: torch.Tensor, batch_size: int = 64, device: torch.device | None = None
+) -> torch.Tensor:
+    """Unit-length embeddings (N, D) of images in batches: uint8 images become pixels
+    [0, 1] batch by batch (on ``device``), float ones are taken as pixels already."""
+    device = device or images.device
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size]
+        x = x.to(device).float().div_(255) if x.dtype == torch.uint8 else x.to(device)
+        out.append(embed(x).float())
+    return F.normalize(torch.cat(out), dim=1)
+
+
 class PairScore(nn.Module):
     """Similarity of probes to the references of the explained pairs.
 
@@ -24,9 +39,12 @@ class PairScore(nn.Module):
         embed: maps pixel-space RGB [0, 1] images (B, 3, H, W) to embeddings (B, D): a
             torch module (gradient explainers work) or a black box.
         references: (P, 3, H, W) images in [0, 1]; output k scores against reference k.
-        nonmates: optional (P, 3, H, W); output k becomes the contrastive score
+            With ``embedded``, their unit-length embeddings (P, D) instead.
+        nonmates: optional, like ``references``; output k becomes the contrastive score
             cos(·, reference k) − cos(·, nonmate k).
         batch_size: images per forward when embedding the references.
+        embedded: ``references`` and ``nonmates`` are embeddings already (from
+            :func:`embed_images`), so nothing is embedded twice.
     """
 
     raw_scores = True
@@ -37,20 +55,19 @@ class PairScore(nn.Module):
         references: torch.Tensor,
         nonmates: torch.Tensor | None = None,
         batch_size: int = 64,
+        embedded: bool = False,
     ):
         super().__init__()
         self.embed = embed
         self.black_box = bool(getattr(embed, "black_box", False))
-        self.batch_size = int(batch_size)
-        self.register_buffer("refs", self._embed_all(references), persistent=False)
-        neg = self._embed_all(nonmates) if nonmates is not None else None
-        self.register_buffer("nonmates", neg, persistent=False)
 
-    @torch.no_grad()
-    def _embed_all(self, images: torch.Tensor) -> torch.Tensor:
-        out = [self.embed(images[i : i + self.batch_size]).float()
-               for i in range(0, len(images), self.batch_size)]  # fmt: skip
-        return F.normalize(torch.cat(out), dim=1)
+        def embedding(images: torch.Tensor | None) -> torch.Tensor | None:
+            if images is None or embedded:
+                return images
+            return embed_images(embed, images, int(batch_size))
+
+        self.register_buffer("refs", embedding(references), persistent=False)
+        self.register_buffer("nonmates", embedding(nonmates), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         e = F.normalize(self.embed(x).float(), dim=1)
