@@ -24,6 +24,15 @@ from benchmark.suite_model import InputSpec, OutputSpec
 TINY = 1e-12  # floor of probabilities before their log: a 0 would give -inf logits
 
 
+def check_output_name(path: str, names: list[str], name: str | None) -> None:
+    """Refuse an ``output.name`` the ONNX graph at ``path`` does not have."""
+    if name is not None and name not in names:
+        raise BenchError(
+            f"model.output.name: expected an output of {path} ({', '.join(names)}), "
+            f"got {name!r}{did_you_mean(name, names)}"
+        )
+
+
 class OnnxRuntimeCore(nn.Module):
     """An ONNX model run by onnxruntime: a black box returning its output as a tensor.
 
@@ -47,11 +56,7 @@ class OnnxRuntimeCore(nn.Module):
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         names = [o.name for o in self.session.get_outputs()]
-        if output is not None and output not in names:
-            raise BenchError(
-                f"model.output.name: expected an output of {path} ({', '.join(names)}), "
-                f"got {output!r}{did_you_mean(output, names)}"
-            )
+        check_output_name(path, names, output)
         self.output_name = output or names[0]
 
     @torch.no_grad()

@@ -20,7 +20,12 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchError
-from benchmark.models.adapter import CallableCore, FaceModel, OnnxRuntimeCore
+from benchmark.models.adapter import (
+    CallableCore,
+    FaceModel,
+    OnnxRuntimeCore,
+    check_output_name,
+)
 from benchmark.registry import load_target
 from benchmark.suite_model import ModelSpec
 
@@ -157,11 +162,7 @@ def _onnx_core(spec: ModelSpec, path: Path) -> nn.Module:
         proto = onnx.load(str(path))
         graph = convert(proto)
         names = [o.name for o in proto.graph.output]
-        if spec.output.name is not None and spec.output.name not in names:
-            raise BenchError(
-                f"model.output.name: expected an output of {path} ({', '.join(names)}), "
-                f"got {spec.output.name!r}"
-            )
+        check_output_name(str(path), names, spec.output.name)
         graph.output_names = names  # several outputs come back as a tuple in this order
     except BenchError:
         raise
