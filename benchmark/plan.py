@@ -17,6 +17,7 @@ from torch import nn
 
 from benchmark import provenance
 from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, REGION_PROTOCOLS
+from benchmark.data.align import TEMPLATE
 from benchmark.data.protocols import RegionProtocol
 from benchmark.errors import BenchError
 from benchmark.fingerprint import code_fingerprint, data_fingerprint, file_digest
@@ -133,8 +134,8 @@ def _build_explainers(
     from explainers.base import build_explainer
     from explainers.canonical import CanonicalFace
 
-    toy = CanonicalFace(torch.tensor([[0.3, 0.35], [0.7, 0.35], [0.5, 0.55], [0.35, 0.75],
-                                      [0.65, 0.75]]) * side, (side, side))  # fmt: skip
+    # a stand-in canonical face for construction: the crop's mean-face template
+    toy = CanonicalFace(torch.tensor(TEMPLATE) * side, (side, side))
     for i, (label, cls, params) in enumerate(explainers):
         try:
             explainer = build_explainer(cls, model, canonical=toy, **params)
