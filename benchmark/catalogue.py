@@ -86,6 +86,12 @@ MODELS.register(
     summary="Four conv blocks, trains in seconds on CPU at 64 px.",
 )
 MODELS.register(
+    "small_embedding",
+    "benchmark.models.archs:small_embedding",
+    aliases=("embedding_cnn",),
+    summary="small_cnn as a 128-d face embedding, trained on synthetic identities.",
+)
+MODELS.register(
     "resnet18",
     "benchmark.models.archs:resnet18",
     aliases=("resnet_18",),
@@ -246,6 +252,12 @@ METRICS.register(
     "metrics.facex:RankingPosition",
     aliases=("facex", "rp", "facex_ranking"),
     summary="FaceX ranking position of the bias attribute's regions by IoR (Sarridis et al. 2024).",
+)
+METRICS.register(
+    "pointing_game",
+    "metrics.pointing:PointingGame",
+    aliases=("pointing",),
+    summary="Share of maps peaking inside the bias regions (Zhang et al. 2016).",
 )
 METRICS.register(
     "average_drop",

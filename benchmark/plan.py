@@ -19,6 +19,7 @@ from benchmark import provenance
 from benchmark.catalogue import DATASETS, EXPLAINERS, METRICS, REGION_PROTOCOLS
 from benchmark.data.align import TEMPLATE
 from benchmark.data.protocols import RegionProtocol
+from benchmark.data.regions import PART_REGIONS
 from benchmark.errors import BenchError
 from benchmark.fingerprint import code_fingerprint, data_fingerprint, file_digest
 from benchmark.models.sources import build_model, model_files, n_outputs, source_identity
@@ -72,6 +73,8 @@ def _bias_regions(sc: Scenario, protocol: RegionProtocol) -> tuple[tuple[str, ..
     for attr in sc.ranked():
         custom = (sc.bias_regions or {}).get(attr)
         regions = tuple(custom) if custom else protocol.attribute_regions.get(attr)
+        if not custom and sc.target == "inpainting":  # the changed face part's regions
+            regions = PART_REGIONS.get(attr)
         if not regions:
             raise BenchError(
                 f"{sc.name}: scenario attribute {attr!r} has no default regions under "

@@ -35,6 +35,8 @@ def summary_table(store: Store, run_id: str) -> Group:
         attrs = json.loads(attributes)
         if rho is None and not attrs and target in ("mated", "nonmated"):
             bias = f"{target} pairs (verification)"
+        elif target == "inpainting":
+            bias = f"inpainting game: nonmate's {'+'.join(attrs)} changed"
         elif rho is None and not attrs and target == "face":
             bias = "top detection (detection)"
         elif rho is None:  # a model explained as it is: nothing was injected

@@ -26,6 +26,7 @@ from benchmark.errors import BenchError
 from benchmark.fingerprint import MODEL_CODE, code_fingerprint
 from benchmark.models.sources import build_model
 from benchmark.models.train import CheckpointCache, predict, stable_hash, train_model
+from benchmark.models.train_identity import train_embedding
 from benchmark.plan import (
     DEFAULT_CACHE,
     DEFAULT_DB,
@@ -42,7 +43,8 @@ from benchmark.scoring import explain_and_score
 from benchmark.splits import accuracies, columns, describe_cells, test_target, train_split
 from benchmark.store import Store
 from benchmark.suite import Scenario, suite_hash
-from benchmark.verify import run_verification_scenario
+from benchmark.suite_model import IdentityRecipe
+from benchmark.verify import crop_for_model, run_verification_scenario
 
 MODEL_CACHE_VERSION = 3  # 3: keyed on the model code, training data and torch versions
 SEED_KEY_VERSION = 2  # the seeds' key is the model cache key of version 2: same weights
@@ -63,24 +65,35 @@ def _bias(sc: Scenario) -> dict[str, Any]:
     return bias
 
 
-def model_seed_key(p: Plan, sc: Scenario) -> str:
+def model_seed_key(p: Plan, sc: Scenario | None) -> str:
     """What a trained model's seeds derive from: the suite's data, bias, model, recipe
     and seed only, so that an edit of the code (a comment, a refactor) or another copy of
-    the data leaves the initial weights, and so the numbers, as they were."""
+    the data leaves the initial weights, and so the numbers, as they were.
+
+    ``sc`` None: the one embedding of a verification suite, trained on identities.
+    """
     m = p.suite.model
     assert p.suite.dataset.train is not None and m.train is not None
     source = {"arch": m.arch} if m.arch is not None else {"factory": m.factory}
+    bias = _bias(sc) if sc is not None else {"identities": identity_recipe(p)}
     return stable_hash({
         "version": SEED_KEY_VERSION,
         "data": p.suite.dataset.train.model_dump(),
         "data_seed": seed_for(p.suite.seed, "data"),
-        "bias": _bias(sc),
-        **source, "params": dict(m.params), "recipe": m.train.model_dump(),
+        "bias": bias,
+        **source, "params": dict(m.params), "recipe": m.train.model_dump(exclude={"identity"}),
         "seed": p.suite.seed,
     })  # fmt: skip
 
 
-def model_key(p: Plan, sc: Scenario) -> str:
+def identity_recipe(p: Plan) -> dict[str, Any]:
+    """The identity-training settings of a verification suite (defaults filled in)."""
+    train = p.suite.model.train
+    assert train is not None
+    return (train.identity or IdentityRecipe()).model_dump()
+
+
+def model_key(p: Plan, sc: Scenario | None) -> str:
     """The model cache's key: the seed key and everything else the trained weights
     depend on (the model block, the model and data code, the training data's files, a
     factory's source, torch's version)."""
@@ -135,6 +148,43 @@ def get_model(
     seconds = time.perf_counter() - t0
     cache.save(key, model, {"losses": losses, "seconds": seconds, "n_train": len(split)})
     return model.eval(), key, seconds, False
+
+
+def get_embedding(p: Plan, train: FaceArrays, progress) -> tuple:
+    """A verification suite's embedding: cached, or trained now on the training pool's
+    identities (``SyntheticFaces.identities``) and cached."""
+    m = p.suite.model
+    assert m.train is not None
+    key, seeds = model_key(p, None), model_seed_key(p, None)
+    torch.manual_seed(seed_for(p.suite.seed, "init", seeds))
+    embed = build_model(m, weights=False)
+    cache = CheckpointCache(p.cache)
+    if not p.fresh and cache.load(key, embed) is not None:
+        return embed.to(p.device).eval(), key, 0.0, True
+    ident = identity_recipe(p)
+    views, labels = p.datasets["train"].identities(
+        train, ident["views"], ident["siblings"], seed_for(p.suite.seed, "identities", seeds)
+    )
+    views = crop_for_model(p, views)
+    task = progress.add_task("train embedding", total=1)
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        desc = "train embedding" + ("" if loss != loss else f" loss {loss:.3f}")
+        progress.update(task, completed=step, total=total, description=desc)
+
+    progress.console.print(
+        f"embedding: {int(labels.max()) + 1} identities × {ident['views']} views "
+        f"({len(train)} faces, {ident['siblings']} siblings each)",
+        highlight=False,
+    )
+    t0 = time.perf_counter()
+    losses = train_embedding(
+        embed, views.images, labels, m.train.model_dump(exclude={"identity"}), ident,
+        seed_for(p.suite.seed, "train", seeds), p.device, on_step,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
+    cache.save(key, embed, {"losses": losses, "seconds": seconds, "n_train": len(labels)})
+    return embed.eval(), key, seconds, False
 
 
 def run_suite(
@@ -214,10 +264,18 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
             + (escape(f" [{hygiene}]") if hygiene else ""),
             highlight=False,
         )
+        embedding = None
         with make_progress(console) as progress:
             for sc in s.scenarios:
                 if s.task == "verification":
-                    run_verification_scenario(p, sc, test, store, progress, timings)
+                    if embedding is None:
+                        embedding = (
+                            get_embedding(p, train, progress)
+                            if train is not None
+                            else (p.model, pretrained_hash(p), 0.0, True)
+                        )
+                        timings["train/embedding"] = embedding[2]
+                    run_verification_scenario(p, sc, test, store, progress, timings, embedding)
                 elif s.task == "detection":
                     run_detection_scenario(p, sc, test, store, progress, timings)
                 else:

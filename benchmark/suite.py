@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from benchmark.data.regions import PART_REGIONS
 from benchmark.suite_errors import SuiteError, custom, read, show, translate
 from benchmark.suite_model import InputSpec, ModelSpec, OutputSpec, TrainRecipe
 from benchmark.suite_types import (
@@ -40,7 +41,8 @@ from benchmark.suite_types import (
     interval,
 )
 
-PAIR_KINDS = ("mated", "nonmated")
+#: Verification targets: mated or nonmated pairs, or the inpainting game's triplets.
+PAIR_KINDS = ("mated", "nonmated", "inpainting")
 
 __all__ = ["InputSpec", "ModelSpec", "OutputSpec", "SuiteError", "TrainRecipe"]
 
@@ -226,16 +228,10 @@ class Suite(Spec):
                 msg = f"expected a unique scenario name, got {name!r} again"
                 raise custom(f"{msg} (scenarios[{names.index(name)}])", f"scenarios[{i}].name")
         if self.task == "verification":
-            if self.model.train is not None:
-                msg = "expected train: false: a verification suite explains an embedding as it is"
-                raise custom(msg, "model.train")
-            for i, sc in enumerate(self.scenarios):
-                if sc.target not in PAIR_KINDS:
-                    msg = f"expected mated or nonmated (the pairs explained), got {sc.target!r}"
-                    raise custom(msg, f"scenarios[{i}].target")
-                if sc.attributes:
-                    msg = "expected no attributes: a verification pair has no injected bias"
-                    raise custom(msg, f"scenarios[{i}].attributes")
+            self._check_verification()
+        elif self.model.train is not None and self.model.train.identity is not None:
+            msg = "expected no identity recipe: only task verification trains an embedding"
+            raise custom(msg, "model.train.identity")
         if self.task == "detection":
             if self.model.train is not None:
                 msg = "expected train: false: a detection suite explains a detector as it is"
@@ -260,6 +256,26 @@ class Suite(Spec):
             if seed in (self.seeds or [])[:i]:
                 raise custom(f"expected distinct seeds, got {seed} again", f"seeds[{i}]")
         return self
+
+    def _check_verification(self) -> None:
+        train = self.model.train
+        for key in ("milestones", "gamma"):
+            if train is not None and self.model.trains and key in train.model_fields_set:
+                msg = f"expected no {key}: an embedding trains with a one-cycle schedule"
+                raise custom(msg, f"model.train.{key}")
+        for i, sc in enumerate(self.scenarios):
+            if sc.target not in PAIR_KINDS:
+                kinds = ", ".join(PAIR_KINDS)
+                msg = f"expected one of {kinds} (what is explained), got {sc.target!r}"
+                raise custom(msg, f"scenarios[{i}].target")
+            if sc.target == "inpainting":
+                if len(sc.attributes) != 1 or sc.attributes[0] not in PART_REGIONS:
+                    msg = (f"expected one face part the nonmate differs in, one of "
+                           f"{', '.join(PART_REGIONS)}; got {show(sc.attributes)}")  # fmt: skip
+                    raise custom(msg, f"scenarios[{i}].attributes")
+            elif sc.attributes:
+                msg = "expected no attributes: a verification pair has no injected bias"
+                raise custom(msg, f"scenarios[{i}].attributes")
 
     def for_seed(self, seed: int) -> Suite:
         """This suite with one seed: what one run of a multi-seed suite runs."""

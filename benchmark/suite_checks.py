@@ -82,8 +82,9 @@ def check_model_access(suite: Suite, file_for: FileFor) -> None:
 
 
 def _check_task(suite: Suite, file_for: FileFor) -> None:
-    """Verification explains similarities: no bias regions to place, no counterfactual
-    ground truth for a class, and a test set that has pairs (or renders mates)."""
+    """Verification explains similarities: no counterfactual ground truth for a class,
+    no bias regions except the inpainting game's parts, a test set that has pairs (or
+    renders mates), and identities to train on when the embedding is trained."""
     if suite.task == "classification":
         return
     dataset = _load(DATASETS, suite.dataset.test.name)
@@ -95,8 +96,24 @@ def _check_task(suite: Suite, file_for: FileFor) -> None:
             f"(synthetic_faces) for task verification, got {suite.dataset.test.name!r}"
         )
         raise SuiteError(file_for(loc), loc, msg)
+    games = [i for i, sc in enumerate(suite.scenarios) if sc.target == "inpainting"]
+    if games and dataset is not None and not hasattr(dataset, "mates"):
+        loc = ("scenarios", games[0], "target")
+        msg = (f"expected a dataset that renders mates (synthetic_faces) for the inpainting "
+               f"game, got dataset.test {suite.dataset.test.name!r}")  # fmt: skip
+        raise SuiteError(file_for(loc), loc, msg)
+    trainer = _load(DATASETS, suite.dataset.train.name) if suite.dataset.train else None
+    embeds = suite.task == "verification" and suite.model.trains
+    if embeds and trainer is not None and not hasattr(trainer, "identities"):
+        loc = ("dataset", "train", "name")
+        msg = (f"expected a dataset that renders identities (synthetic_faces) to train "
+               f"an embedding on, got {suite.dataset.train.name!r}")  # fmt: skip
+        raise SuiteError(file_for(loc), loc, msg)
+    # Only the inpainting game has regions to place: every scenario must be one.
+    placed = len(games) == len(suite.scenarios) and suite.task == "verification"
     for i, spec in enumerate(suite.metrics):
-        bad = {"bias_regions", "reliance"} & _metric_needs(spec)
+        bad = {"reliance"} | (set() if placed else {"bias_regions"})
+        bad &= _metric_needs(spec)
         if bad:
             loc = ("metrics", i)
             msg = (
@@ -104,6 +121,11 @@ def _check_task(suite: Suite, file_for: FileFor) -> None:
                 f"{suite.task} does not have; expected average_drop, "
                 "increase_in_confidence, win_percent, deletion_auc, insertion_auc, "
                 "model_randomisation or bbox_ap with reference: face"
+                + (
+                    " (or scenarios that are all target: inpainting)"
+                    if suite.task == "verification"
+                    else ""
+                )
             )
             raise SuiteError(file_for(loc), loc, msg)
 
@@ -235,6 +257,8 @@ def _check_regions(suite: Suite, file_for: FileFor) -> None:
     defaults = getattr(protocol, "attribute_regions", {}) or {}
     placed = _ranks_bias_regions(suite, tuple(known))
     for i, scenario in enumerate(suite.scenarios):
+        if scenario.target == "inpainting":  # a face part: its regions are PART_REGIONS'
+            continue
         for field, attrs in (("attributes", scenario.attributes), ("observe", scenario.observe)):
             for j, attr in enumerate(attrs):
                 if placed and attr not in (scenario.bias_regions or {}) and attr not in defaults:

@@ -30,8 +30,23 @@ Target = Annotated[str, Field(strict=True, pattern=TARGET_PATTERN)]
 Channels3 = Annotated[list[Number], Field(min_length=3, max_length=3)]
 
 
+class IdentityRecipe(Spec):
+    """Training an embedding on synthetic identities (``task: verification``): each
+    training face and ``siblings`` part-swapped siblings are identities, each seen in
+    ``views`` re-takes; CosFace loss with ``margin`` and ``scale``."""
+
+    views: Annotated[int, Field(strict=True, ge=2)] = 5
+    siblings: Annotated[int, Field(strict=True, ge=0)] = 3
+    margin: Annotated[Number, interval(0, 1)] = 0.35
+    scale: Annotated[Number, Field(gt=0)] = 30.0
+
+
 class TrainRecipe(Spec):
-    """The FaceX training recipe; ``milestones`` are fractions of the epochs."""
+    """The FaceX training recipe; ``milestones`` are fractions of the epochs.
+
+    ``identity`` (verification only) trains an embedding on identities instead, with a
+    one-cycle schedule peaking at ``lr`` (``milestones`` and ``gamma`` are unused).
+    """
 
     epochs: PosInt = 20
     batch_size: PosInt = 128
@@ -43,6 +58,7 @@ class TrainRecipe(Spec):
     )
     gamma: Annotated[Number, interval(0, 1, hi_closed=True)] = 0.1
     hflip: StrictBool = False
+    identity: IdentityRecipe | None = None
 
     @field_validator("milestones")
     @classmethod

@@ -7,6 +7,12 @@ synthetic faces, each face against a re-render of the same person (``mates``: ne
 light and noise) and against another person's re-render. The probe is the pair's first
 image; :class:`~benchmark.models.verification.PairScore` makes probe k's explained
 output the cosine to reference k, so explainers and metrics run as for a classifier.
+
+``target: inpainting`` plays the inpainting game (Williford et al., ECCV 2020) on the
+synthetic faces: probe, mate (a re-take) and nonmate (the mate with one face part
+changed); the explained score is cos(probe, mate) − cos(probe, nonmate), and the
+scenario's bias regions are that part's, so ranking position and pointing game ask
+whether a map of the probe puts the changed part first.
 """
 
 from __future__ import annotations
@@ -53,7 +59,8 @@ def dataset_pairs(p: Plan, test: FaceArrays) -> tuple[FaceArrays, FaceArrays, to
     )
 
 
-def _crop(p: Plan, faces: FaceArrays) -> FaceArrays:
+def crop_for_model(p: Plan, faces: FaceArrays) -> FaceArrays:
+    """The faces as the model reads them: aligned as ``model.input.crop`` says."""
     spec = p.suite.model.input
     return (
         faces
@@ -84,47 +91,88 @@ def _rate(scores: torch.Tensor, cut: float | None, mated: bool) -> float | None:
     return float(((scores >= cut) if mated else (scores < cut)).float().mean())
 
 
+def triplets(p: Plan, test: FaceArrays, part: str) -> tuple[FaceArrays, FaceArrays, FaceArrays]:
+    """The inpainting game's probes (the test faces), mates (re-takes) and nonmates
+    (the same re-takes with ``part`` changed: ``SyntheticFaces.mates(part=...)``)."""
+    dataset = p.datasets["test"]
+    seed = p.seed_for("mates")
+    return test, dataset.mates(test, seed), dataset.mates(test, seed, part)
+
+
 def run_verification_scenario(
-    p: Plan, sc: Scenario, test: FaceArrays, store: Store, progress, timings: dict[str, Any]
+    p: Plan,
+    sc: Scenario,
+    test: FaceArrays,
+    store: Store,
+    progress,
+    timings: dict[str, Any],
+    embedding: tuple,
 ) -> None:
-    """Pairs, accuracy, then every explainer on the scenario's pairs (mated or not)."""
-    embed = p.model
-    assert embed is not None  # a verification model is never trained here
+    """Pairs (or triplets), accuracy, then every explainer on the scenario's probes.
+
+    ``embedding``: (model, model hash, training seconds, cached) as ``get_model`` gives.
+    """
+    embed, model_hash, seconds, cached = embedding
     embed = embed.to(p.device).eval()
-    probes, refs, same = dataset_pairs(p, test)
-    probes, refs = _crop(p, probes), _crop(p, refs)
     bs = p.suite.explain.batch_size
+    if sc.target == "inpainting":
+        probes, refs, nonmates = (crop_for_model(p, f) for f in triplets(p, test, sc.attributes[0]))
+        e_non = embed_images(embed, nonmates.images, bs, p.device)
+    else:
+        probes, refs, same = dataset_pairs(p, test)
+        probes, refs = crop_for_model(p, probes), crop_for_model(p, refs)
     # Every image is embedded once: the accuracy and the explained references share them.
     e_refs = embed_images(embed, refs.images, bs, p.device)
-    scores = (embed_images(embed, probes.images, bs, p.device) * e_refs).sum(1).cpu()
-    accuracy, cut = (
-        best_threshold_accuracy(scores, same) if same.any() and (~same).any() else (None, None)
-    )
-    want = same if sc.target == "mated" else ~same
+    e_probes = embed_images(embed, probes.images, bs, p.device)
+    scores = (e_probes * e_refs).sum(1).cpu()
+    if sc.target == "inpainting":
+        # Triplet accuracy: the probe is closer to its mate than to the part-swapped nonmate.
+        gap = scores - (e_probes * e_non).sum(1).cpu()
+        accuracy, cut, same = (
+            float((gap > 0).float().mean()),
+            None,
+            torch.ones(len(gap), dtype=bool),
+        )
+        want = same
+    else:
+        accuracy, cut = (
+            best_threshold_accuracy(scores, same) if same.any() and (~same).any() else (None, None)
+        )
+        want = same if sc.target == "mated" else ~same
     chosen = torch.nonzero(want).flatten()
     chosen = seeded_cap(chosen, p.suite.explain.max_images, p.seed_for("explain-pairs", sc.name))
     if len(chosen) == 0:
         raise BenchError(f"scenario {sc.name}: the test data has no {sc.target} pairs")
-    progress.console.print(
-        f"[bold]{sc.name}[/]: {int(same.sum())} mated / {int((~same).sum())} nonmated pairs; "
-        f"explaining {len(chosen)} {sc.target}"
-        + (f"; accuracy {100 * accuracy:.1f}% at cos ≥ {cut:.3f}" if accuracy is not None else ""),
-        highlight=False,
-    )
+    if sc.target == "inpainting":
+        part = sc.attributes[0]
+        what = f"{len(gap)} triplets, nonmates differ in the {part}; explaining {len(chosen)}"
+        result = f"; triplet accuracy {100 * accuracy:.1f}%"
+    else:
+        what = (f"{int(same.sum())} mated / {int((~same).sum())} nonmated pairs; "
+                f"explaining {len(chosen)} {sc.target}")  # fmt: skip
+        result = (
+            f"; accuracy {100 * accuracy:.1f}% at cos ≥ {cut:.3f}" if accuracy is not None else ""
+        )
+    progress.console.print(f"[bold]{sc.name}[/]: {what}{result}", highlight=False)
+    inpainting = sc.target == "inpainting"
     store.put_scenario({
-        "run_id": p.run_id, "scenario": sc.name, "target": sc.target, "attributes": [],
-        "rho": None, "directions": [], "bias_regions": [],
-        "model_hash": f"{p.suite.model.source}:verification", "n_train": 0,
-        "n_test": len(same), "train_cells": {},
-        "test_cells": {"mated": int(same.sum()), "nonmated": int((~same).sum())},
-        # all pairs; "aligned" = mated accepted (TAR), "conflicting" = nonmated rejected
-        "accuracy": accuracy, "accuracy_aligned": _rate(scores[same], cut, True),
-        "accuracy_conflicting": _rate(scores[~same], cut, False),
+        "run_id": p.run_id, "scenario": sc.name, "target": sc.target,
+        "attributes": list(sc.attributes), "rho": None, "directions": [],
+        "bias_regions": [list(g) for g in p.bias_regions.get(sc.name, ())],
+        "model_hash": model_hash, "n_train": 0, "n_test": len(same),
+        "train_cells": {},
+        "test_cells": {"triplets": len(same)} if inpainting
+        else {"mated": int(same.sum()), "nonmated": int((~same).sum())},
+        # "aligned" = mated accepted (TAR), "conflicting" = nonmated rejected (TNR)
+        "accuracy": accuracy,
+        "accuracy_aligned": None if inpainting else _rate(scores[same], cut, True),
+        "accuracy_conflicting": None if inpainting else _rate(scores[~same], cut, False),
         "n_aligned": int(same.sum()), "n_conflicting": int((~same).sum()),
-        "train_seconds": 0.0, "cached": True, "n_explained": len(chosen),
+        "train_seconds": seconds, "cached": cached, "n_explained": len(chosen),
     })  # fmt: skip
     explained = probes.subset(chosen)
-    model = PairScore(embed, e_refs[chosen.to(e_refs.device)], embedded=True)
+    on = chosen.to(e_refs.device)
+    model = PairScore(embed, e_refs[on], nonmates=e_non[on] if inpainting else None, embedded=True)
     targets = torch.arange(len(chosen), device=p.device)
     t0 = time.perf_counter()
     explain_and_score(p, sc, model, explained, targets, {}, store, progress)

@@ -122,6 +122,9 @@ def _accuracy_table(target: str, acc, al, cf) -> tuple[list[str], list[list[str]
     if target in ("mated", "nonmated"):  # verification: best threshold over all pairs
         head = ["verification accuracy %", "all pairs", "mated accepted", "nonmated rejected"]
         return head, [["test pairs", fmt(acc, True), fmt(al, True), fmt(cf, True)]]
+    if target == "inpainting":  # the game: is the probe nearer its mate than the nonmate?
+        head = ["triplet accuracy %", "probe nearer its mate than the nonmate"]
+        return head, [["test triplets", fmt(acc, True)]]
     if target == "face":  # detection: images with a face found
         return ["faces detected %", "all images"], [["test images", fmt(acc, True)]]
     head = ["model accuracy %", "all", "aligned", "conflicting"]
@@ -160,7 +163,7 @@ def scenario_page(con: duckdb.DuckDBPyConnection, run_id: str, scenario: tuple, 
         f"<p>Target {esc(target)}, bias {esc(describe_bias(target, json.loads(attrs), rho))}; "
         f"{n_train} training and {n_test} test images{explained}.</p>"
         + table(*_accuracy_table(target, acc, al, cf))
-        + f"<details><summary>training cells</summary><ul>{cells}</ul></details>"
+        + (f"<details><summary>training cells</summary><ul>{cells}</ul></details>" if cells else "")
         + "<h2>Scores</h2>"
         + scores_html
         + _ground_truth(con, run_id, name)

@@ -104,6 +104,27 @@ TASK_TITLES = {
     "verification": "Verification: what makes two faces the same person?",
     "detection": "Detection: does the map cover the detected face?",
 }
+#: How each task's index section reads: what the scores average, and the headers of
+#: the scenarios' accuracy columns (stored in the same three columns for every task).
+TASK_NOTES = {
+    "classification": (
+        "Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or no "
+        "bias attribute are left out)",
+        ["all", "aligned", "conflicting"],
+    ),
+    "verification": (
+        "Scores are means over the suite's scenarios: mated or nonmated pairs (the "
+        "similarity to the reference explained), or inpainting-game triplets (the "
+        "contrastive score explained; ranking position and pointing game ask whether "
+        "the changed part comes first)",
+        ["all pairs (triplets: probe nearer its mate)", "mated accepted", "nonmated rejected"],
+    ),
+    "detection": (
+        "Scores are means over the suite's scenarios (the score of each image's top "
+        "detection explained; bbox AP against that box)",
+        ["faces detected", "–", "–"],
+    ),
+}
 
 #: Scenarios averaged on the index: injected biases, and models explained as they are
 #: (rho NULL). Controls (ρ = 0.5, or nothing injected) are shown but not averaged.
@@ -115,6 +136,8 @@ def describe_bias(target: str, attributes: list[str], rho: float | None) -> str:
     attrs = " + ".join(attributes) or "none"
     if rho is None and not attributes and target in ("mated", "nonmated"):
         return f"verification: {target} pairs, similarity to the reference explained"
+    if target == "inpainting":
+        return f"inpainting game: the nonmate differs from the mate in the {attrs} only"
     if rho is None and not attributes and target == "face":
         return "detection: the score of each image's top detection explained"
     if rho is None:
@@ -122,8 +145,9 @@ def describe_bias(target: str, attributes: list[str], rho: float | None) -> str:
     return f"{target} ~ {attrs} (ρ={rho:g})"
 
 
-def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
-    """One suite's latest run: explainers ranked per metric, then its scenarios."""
+def run_section(con: duckdb.DuckDBPyConnection, run: tuple, task: str = "classification") -> str:
+    """One suite's latest run: explainers ranked per metric, then its scenarios, with
+    the words of its task."""
     run_id, suite, status, started, device, sha = run
     # Controls (no injected correlation) are shown per scenario but not averaged: there a
     # far-down ranking position is the right answer, not a poor one.
@@ -178,6 +202,7 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         ]
         for s, t, a, rho, acc, al, cf in scen
     ]
+    note, columns = TASK_NOTES.get(task, TASK_NOTES["classification"])
     from leaderboard.history import history_link  # it uses this module's helpers
     from leaderboard.paper import paper_section  # it uses this module's helpers
 
@@ -195,12 +220,11 @@ def run_section(con: duckdb.DuckDBPyConnection, run: tuple) -> str:
         f"<h2>{esc(suite)}</h2><p class='muted'>run {esc(run_id)} · {esc(status)} · "
         f"{esc(started)} · {esc(device)} · git {esc(sha or '–')}</p>"
         + history_link(con, suite)
-        + "<p>Scores are means over the suite's biased scenarios (controls with ρ = 0.5 or "
-        "no bias attribute are left out); ranks per metric follow each metric's direction "
+        + f"<p>{esc(note)}; ranks per metric follow each metric's direction "
         "(↑ higher is better, ↓ lower), ties share the mean rank.</p>"
         + f'<div class="wide">{table(head, body_rows)}</div>'
         + "<h3>Scenarios (accuracy %)</h3>"
-        + table(["scenario", "bias", "all", "aligned", "conflicting"], scen_rows)
+        + table(["scenario", "bias", *columns], scen_rows)
         + (f"<p class='muted'>data: {esc(hygiene)}</p>" if hygiene else "")
         + paper_section(con, run_id)
     )
@@ -227,7 +251,7 @@ def build_site(db: Path, out: Path) -> list[Path]:
             mine = [run for run in runs if tasks.get(run[0]) == task]
             if mine:
                 sections.append(f"<h1 class='task'>{esc(TASK_TITLES[task])}</h1>")
-                sections += [run_section(con, run) for run in mine]
+                sections += [run_section(con, run, task) for run in mine]
         for run in runs:
             for scenario in con.execute(
                 "SELECT scenario, target, attributes, rho, accuracy, accuracy_aligned, "

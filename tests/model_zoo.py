@@ -119,3 +119,17 @@ def needs_dlib_models() -> None:
         or importlib.util.find_spec("face_recognition_models") is None
     ):
         pytest.skip("dlib-bin and face-recognition-models not installed", allow_module_level=True)
+
+
+class PixelEmbedding(nn.Module):
+    """The aligned face's centred pixels as its embedding: two faces are as similar as
+    their pixels, so a contrastive score's gradient is where mate and nonmate differ."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return flat - flat.mean(1, keepdim=True)
+
+
+def pixel_embedding() -> PixelEmbedding:
+    """The factory ``tests.model_zoo:pixel_embedding`` (nothing to train)."""
+    return PixelEmbedding()

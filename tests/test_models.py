@@ -16,7 +16,11 @@ from benchmark.models.train import (
 
 @pytest.mark.parametrize("name", MODELS.names())
 def test_arch_outputs_logits_and_declares_a_target_layer(name):
-    model = MODELS.get(name)(n_classes=2).eval()
+    import inspect
+
+    factory = MODELS.get(name)
+    width = "n_classes" if "n_classes" in inspect.signature(factory).parameters else "dim"
+    model = factory(**{width: 2}).eval()  # classes, or an embedding's dimensions
     feats = {}
     model.target_layer.register_forward_hook(lambda m, i, o: feats.setdefault("a", o))
     with torch.no_grad():

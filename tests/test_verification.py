@@ -193,10 +193,10 @@ def test_a_verification_suite_runs_end_to_end_and_resumes(tmp_path):
     ("over", "message"),
     [
         ({"scenarios": [{"name": "s", "target": "Male"}]},
-         "scenarios[0].target: expected mated or nonmated"),
+         "scenarios[0].target: expected one of mated, nonmated, inpainting"),
         ({"metrics": ["ranking_position"]}, "metrics[0]: ranking_position needs bias_regions"),
         ({"model": {"factory": "tests.model_zoo:tiny_face", "train": {"epochs": 1}}},
-         "model.train: expected train: false"),
+         "dataset.train: expected a training dataset"),
         ({"dataset": {"test": {"name": "celebamask_hq", "params": {"root": "x"}}}},
          "expected a dataset with verification pairs"),
     ],

@@ -21,6 +21,14 @@ ATTRIBUTE_REGIONS: dict[str, tuple[str, ...]] = {
     "skin_tone": ("skin",),
     "race": ("skin",),
 }
+#: Face parts of the inpainting game (the nonmate differs from the mate in one) and
+#: the regions each draws: the game's ground truth.
+PART_REGIONS: dict[str, tuple[str, ...]] = {
+    "brows": ("l_brow", "r_brow"),
+    "eyes": ("l_eye", "r_eye"),
+    "nose": ("nose",),
+    "mouth": ("mouth", "u_lip", "l_lip"),
+}
 # FairFace's and RFW's race columns: skin, as race (METHODS §1).
 RACE_COLUMNS = ("White", "Black", "Latino_Hispanic", "East_Asian", "Southeast_Asian",
                 "Indian", "Middle_Eastern", "Asian")  # fmt: skip

@@ -75,6 +75,12 @@ def small_cnn(n_classes: int = 2, width: int = 16) -> FaceClassifier:
     return FaceClassifier(backbone, target_layer="3", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
 
 
+def small_embedding(dim: int = 128, width: int = 16) -> FaceClassifier:
+    """:func:`small_cnn` with a ``dim``-d output: a face embedding (compared by cosine)
+    that the benchmark trains on synthetic identities (``task: verification``)."""
+    return small_cnn(n_classes=dim, width=width)
+
+
 def _load_backbone_weights(net: nn.Module, weights_path: str | None) -> None:
     """Load torchvision weights from a local file (no download at run time)."""
     if weights_path is None:

@@ -51,6 +51,17 @@ def _autocast(device: torch.device) -> Any:
     return nullcontext()
 
 
+def make_optimizer(parameters: Any, recipe: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """The recipe's optimizer over the trainable ``parameters``."""
+    params = [p for p in parameters if p.requires_grad]
+    lr, wd = recipe["lr"], recipe["weight_decay"]
+    if recipe["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    if recipe["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+
+
 def train_model(
     model: nn.Module,
     images: torch.Tensor,
@@ -73,15 +84,7 @@ def train_model(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    if r["optimizer"] == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=r["lr"], momentum=0.9, weight_decay=r["weight_decay"]
-        )
-    elif r["optimizer"] == "adamw":
-        opt = torch.optim.AdamW(params, lr=r["lr"], weight_decay=r["weight_decay"])
-    else:
-        opt = torch.optim.Adam(params, lr=r["lr"], weight_decay=r["weight_decay"])
+    opt = make_optimizer(model.parameters(), r)
     n, bs = len(labels), int(r["batch_size"])
     steps_per_epoch = math.ceil(n / bs)
     total = steps_per_epoch * int(r["epochs"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -16,6 +15,7 @@ import torch
 
 from benchmark.data.base import FaceArrays
 from benchmark.data.regions import REGION_NAMES
+from benchmark.data.synthetic.identity import identity_views, retake, swap_part
 from benchmark.data.synthetic.params import (
     ATTRIBUTES,
     DEFAULT_PREVALENCE,
@@ -97,14 +97,27 @@ class SyntheticFaces:
         """The canonical frontal face (N = 1) that canonical saliency maps are drawn on."""
         return canonical_face(size)
 
-    def mates(self, faces: FaceArrays, seed: int) -> FaceArrays:
-        """The same people photographed again: every identity parameter kept, pose,
-        lighting, noise and grain drawn anew (a verification pair's mated reference)."""
+    def mates(self, faces: FaceArrays, seed: int, part: str | None = None) -> FaceArrays:
+        """The same people photographed again (a verification pair's mated reference):
+        every identity parameter kept; pose, lighting, noise, background and clothes
+        drawn anew from ``seed``.
+
+        With ``part`` (a key of ``PART_KEYS``), the inpainting game's nonmates instead:
+        the very same re-takes with that face part's identity changed (``swap_part``).
+        """
+        params = retake(FaceParams.from_dict(faces.extras, "param."), split_seed("mates", seed))
+        return render(params if part is None else swap_part(params, part), faces.size[0])
+
+    def identities(
+        self, faces: FaceArrays, views: int, n_siblings: int, seed: int
+    ) -> tuple[FaceArrays, torch.Tensor]:
+        """Identity-labelled images to train an embedding on (``identity_views``): each
+        face and ``n_siblings`` part-swapped siblings, each photographed ``views`` times."""
         params = FaceParams.from_dict(faces.extras, "param.")
-        fresh = sample_params(len(faces), split_seed("mates", seed))
-        again = dataclasses.replace(params, pose=fresh.pose, light=fresh.light,
-                                    noise_seed=fresh.noise_seed, grain=fresh.grain)  # fmt: skip
-        return render(again, faces.size[0])
+        every, labels = identity_views(params, views, n_siblings, split_seed("identities", seed))
+        parts = [render(every[i : i + RENDER_CHUNK], faces.size[0])
+                 for i in range(0, len(every), RENDER_CHUNK)]  # fmt: skip
+        return _cat(parts), labels
 
     def counterfactual(self, faces: FaceArrays, attribute: str, value: int) -> torch.Tensor:
         """The same faces re-rendered with ``attribute`` set to ``value`` (METHODS §9).
@@ -177,6 +190,20 @@ class SyntheticFaces:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cat(parts: list[FaceArrays]) -> FaceArrays:
+    def cat(key: str) -> torch.Tensor:
+        return torch.cat([getattr(f, key) for f in parts])
+
+    first = parts[0]
+    return FaceArrays(
+        images=cat("images"), attributes=cat("attributes"), attribute_names=ATTRIBUTES,
+        label_maps=cat("label_maps"), landmarks=cat("landmarks"), boxes=cat("boxes"),
+        groups={k: torch.cat([f.groups[k] for f in parts]) for k in first.groups},
+        extras={k: torch.cat([f.extras[k] for f in parts]) for k in first.extras},
+        regions=REGION_NAMES,
+    )  # fmt: skip
 
 
 def _read(folder: Path) -> FaceArrays:
