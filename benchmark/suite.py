@@ -90,7 +90,8 @@ class Scenario(Spec):
     target: Str
     attributes: Names = Field(default_factory=list)
     #: Attributes whose regions are ranked like the bias attributes' but neither
-    #: injected nor balanced (FaceX Table 4: CelebA's own correlations).
+    #: injected nor balanced (FaceX Table 4: CelebA's own correlations); the target
+    #: itself too, where it has a region.
     observe: Names = Field(default_factory=list)
     rho: Annotated[Number, interval(0, 1)] = 0.5
     direction: Direction | list[Direction] = "positive"
@@ -120,9 +121,14 @@ class Scenario(Spec):
         if isinstance(self.direction, list) and len(self.direction) != len(self.attributes):
             n, got = len(self.attributes), len(self.direction)
             raise custom(f"expected {n} direction(s), one per attribute, got {got}", "direction")
+        # The target itself may be observed: its own region (Smiling: the mouth) is where
+        # a model that learned the task should look.
         for j, attr in enumerate(self.observe):
-            if attr in self.attributes or attr == self.target:
-                msg = f"expected an attribute neither injected nor the target, got {attr!r}"
+            if attr in self.attributes:
+                msg = f"expected an attribute that is not injected, got {attr!r}"
+                raise custom(msg, f"observe[{j}]")
+            if attr in self.observe[:j]:
+                msg = f"expected distinct attributes, got {attr!r} again"
                 raise custom(msg, f"observe[{j}]")
         for key in self.bias_regions or {}:
             if key not in self.ranked():

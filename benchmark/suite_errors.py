@@ -219,7 +219,9 @@ def _expand_tree(value: Any, file_for: FileFor, loc: Loc) -> Any:
 
 def _expand_suite(data: dict[str, Any], file_for: FileFor) -> None:
     """Expand variables in place: path fields (and ``~``) and strings in dataset params."""
-    model_files = [("model", k) for k in ("checkpoint", "onnx", "torchscript")]
+    from benchmark.suite_model import FILE_FIELDS  # suite_model imports this module
+
+    model_files = [("model", k) for k in FILE_FIELDS]
     for loc in (("db",), ("cache_dir",), *model_files):
         parent = data.get("model") if len(loc) == 2 else data
         if isinstance(parent, dict) and isinstance(parent.get(loc[-1]), str):

