@@ -105,3 +105,24 @@ def test_a_suite_runs_on_cuda(tmp_path):
         kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM figures").fetchall()}
     assert "cuda" in device.lower() or "nvidia" in device.lower()
     assert n == 2 * 3 and kinds == {"prototype", "patches", "canonical"}
+
+
+def test_mtcnn_detects_on_the_gpu_as_on_the_cpu(tmp_path):
+    """Moved to CUDA (as the runner moves every model), MTCNN runs there and finds the
+    CPU's boxes on the four shared faces."""
+    pytest.importorskip("facenet_pytorch")
+    from benchmark.data.celebamask_hq import CelebAMaskHQ
+    from benchmark.models.detection import MTCNNDetector, reference_detections
+    from tests.real_faces import real_samples_folder
+    from tests.test_celebamask_hq import SAMPLES
+
+    if not SAMPLES.is_dir():
+        pytest.skip("../shared samples absent")
+    x = CelebAMaskHQ(real_samples_folder(tmp_path), size=160).load("test", 0, None).images
+    x = x.float() / 255
+    cpu_boxes, cpu_scores = reference_detections(MTCNNDetector(), x)
+    detector = MTCNNDetector().to(CUDA)
+    gpu_boxes, gpu_scores = reference_detections(detector, x.to(CUDA))
+    assert next(detector.net.pnet.parameters()).device.type == "cuda"
+    assert torch.allclose(gpu_boxes, cpu_boxes, atol=1.0)
+    assert torch.allclose(gpu_scores, cpu_scores, atol=1e-3)

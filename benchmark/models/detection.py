@@ -96,8 +96,11 @@ class MTCNNDetector(nn.Module):
                          thresholds=list(thresholds), device="cpu")  # fmt: skip
 
     def detect(self, x: torch.Tensor) -> Detections:
+        # MTCNN sends its inputs to its own `device` attribute, which `.to()` leaves
+        # behind: follow the weights, so a CUDA run detects on the GPU.
+        self.net.device = next(self.net.parameters()).device
         # MTCNN reads (B, H, W, 3) RGB bytes as floats; one call per batch.
-        frames = (x.detach().float().clamp(0, 1) * 255).permute(0, 2, 3, 1).cpu()
+        frames = (x.detach().float().clamp(0, 1) * 255).permute(0, 2, 3, 1).to(self.net.device)
         with torch.no_grad():
             boxes, probs = self.net.detect(frames)
         out = []
