@@ -307,3 +307,9 @@ METRICS.register(
     aliases=("sanity_check", "mprt", "model_randomization"),
     summary="Sanity check (Adebayo et al. 2018): Spearman of maps, trained vs randomised layers.",
 )
+METRICS.register(
+    "explainer_stability",
+    "metrics.stability:ExplainerStability",
+    aliases=("stability", "seed_stability"),
+    summary="Stability (MinPlus, Mery & Morris 2022): Spearman of maps across explainer seeds.",
+)

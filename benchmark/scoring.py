@@ -279,8 +279,12 @@ def _reexplain(
     model: torch.nn.Module,
     x_batch: torch.Tensor,
     y_batch: torch.Tensor,
+    seed_offset: int = 0,
 ) -> torch.Tensor:
-    """The scored explainer rebuilt on ``model`` (a metric's ``explain_fn``)."""
+    """The scored explainer rebuilt on ``model`` (a metric's ``explain_fn``), its own
+    seed moved by ``seed_offset`` (stability re-runs)."""
+    if seed_offset:
+        kwargs = {**kwargs, "seed": int(kwargs.get("seed", 0)) + seed_offset}
     return fit_and_explain(_build(cls, model, kwargs, canonical, label), x_batch, y_batch, l_batch)
 
 

@@ -19,9 +19,10 @@ from typing import Any, ClassVar, Literal
 import torch
 
 Direction = Literal["higher", "lower"]
-#: ``explain_fn(model, x_batch, y_batch) -> a_batch``: the scored explainer, rebuilt on
-#: another model (for sanity checks that randomise the model).
-ExplainFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``explain_fn(model, x_batch, y_batch, seed_offset=0) -> a_batch``: the scored
+#: explainer, rebuilt on another model (sanity checks that randomise the model) or with
+#: its seed moved by ``seed_offset`` (stability).
+ExplainFn = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,11 @@ def batch():
     return ctx, inputs, small_cnn().eval()
 
 
-def explain_fn(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def explain_fn(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, seed_offset: int = 0
+) -> torch.Tensor:
     """Grad-CAM rebuilt on any model, for the metrics that re-explain (sanity checks)."""
-    return EXPLAINERS.get("gradcam")(model, batch_size=B, seed=0).explain(x, y)
+    return EXPLAINERS.get("gradcam")(model, batch_size=B, seed=seed_offset).explain(x, y)
 
 
 @pytest.mark.parametrize("name", METRICS.names())
