@@ -313,3 +313,20 @@ METRICS.register(
     aliases=("stability", "seed_stability"),
     summary="Stability (MinPlus, Mery & Morris 2022): Spearman of maps across explainer seeds.",
 )
+EXPLAINERS.register(
+    "random",
+    "explainers.reference:RandomMap",
+    aliases=("random_map", "noise"),
+    summary="Reference row: seeded uniform noise, the chance level of every metric.",
+)
+EXPLAINERS.register(
+    "oracle",
+    "explainers.reference:OracleMap",
+    aliases=("oracle_map", "ground_truth_map"),
+    summary="Reference row: the scenario's bias-region mask, what a perfect map would show.",
+)
+METRICS.prefix(
+    "quantus",
+    "metrics.quantus_adapter:quantus_metric",
+    summary="quantus:<Class>: any Quantus metric (Hedström et al. 2023) fed our batches.",
+)

@@ -3,7 +3,9 @@
 An entry is a canonical name, aliases, and a target: the object itself or a lazy
 ``"package.module:attr"`` string imported on first use, so that listing the catalogue
 imports nothing heavy. Third-party packages add entries through an entry-point group;
-a suite may also name any ``package.module:attr`` directly.
+a suite may also name any ``package.module:attr`` directly. A *prefix* routes an
+open-ended family of names, ``prefix:Rest``, to a factory (``quantus:Sparseness``: an
+adapter around any Quantus metric); those names are not listed.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Registry:
         self.group = group
         self._entries: dict[str, Entry] = {}
         self._lookup: dict[str, str] = {}
+        self._prefixes: dict[str, Entry] = {}
+        self._prefixed: dict[str, Entry] = {}
         self._plugins_loaded = group is None
 
     def register(
@@ -97,6 +101,38 @@ class Registry:
             self._lookup[key] = name
         return target
 
+    def prefix(self, prefix: str, factory: Any, *, summary: str = "") -> None:
+        """Route every ``prefix:rest`` name to ``factory(rest)``.
+
+        Args:
+            prefix: the part before the colon, matched like names (case-insensitive).
+            factory: a callable, or a lazy ``"package.module:attr"`` naming one, that
+                returns the object for ``rest`` or raises :class:`UnknownNameError`.
+                The object's ``name`` (when it is a string) is the canonical name.
+            summary: one line for listings.
+        """
+        key = _norm(prefix)
+        if key in self._prefixes:
+            raise ValueError(f"{self.kind} prefix {key!r} is taken")
+        self._prefixes[key] = Entry(f"{prefix}:<name>", factory, summary=summary)
+
+    def _from_prefix(self, name: str) -> Entry | None:
+        head, sep, rest = name.partition(":")
+        factory = self._prefixes.get(_norm(head)) if sep else None
+        if factory is None:
+            return None
+        if name not in self._prefixed:
+            obj = factory.load()(rest.strip())
+            own = getattr(obj, "name", None)
+            canonical = own if isinstance(own, str) and own else f"{head}:{rest.strip()}"
+            entry = Entry(canonical, obj, source=f"prefix:{_norm(head)}", _loaded=obj)
+            self._prefixed[name] = entry
+        return self._prefixed[name]
+
+    def prefixes(self) -> dict[str, Entry]:
+        """The registered prefixes: an entry per prefix, its target the factory."""
+        return dict(self._prefixes)
+
     def _load_plugins(self) -> None:
         if self._plugins_loaded:
             return
@@ -113,6 +149,8 @@ class Registry:
         key = self._lookup.get(_norm(name))
         if key is not None:
             return self._entries[key]
+        if (prefixed := self._from_prefix(name)) is not None:
+            return prefixed
         if ":" in name:
             return Entry(name, name, source="import")
         raise UnknownNameError(self.kind, name, self._entries)

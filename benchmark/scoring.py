@@ -21,7 +21,7 @@ from explainers.base import Explainer, build_explainer, fit_and_explain
 from explainers.canonical import CanonicalFace, CanonicalSummary, PiecewiseAffine
 from leaderboard.site import slug
 from metrics.base import Metric, MetricContext
-from metrics.regions import RegionIoR
+from metrics.regions import RegionIoR, localises, postprocess, region_masks
 
 if TYPE_CHECKING:
     from benchmark.runner import Plan
@@ -194,6 +194,17 @@ def explain_and_score(
     # The prototype is drawn on CelebAMask-HQ's regions; other protocols get the patches.
     drawable = masks is not None and isinstance(p.protocol, CelebAMaskRegions)
 
+    policy = p.suite.explain.postprocess
+    # The oracle's map: the injected attributes' regions (all ranked ones where none is).
+    groups = ctx.bias_regions[: len(sc.attributes)] or ctx.bias_regions
+    shortcut = sorted({r for g in groups for r in g})
+
+    def oracle_masks(s: torch.Tensor | None, label: str) -> torch.Tensor:
+        if s is None or not shortcut:
+            raise BenchError(f"explainer {label} on {sc.name}: the oracle needs region masks "
+                             "and bias regions, which this scenario does not have")  # fmt: skip
+        return region_masks(s, shortcut).float()
+
     def regions_at(i: int) -> torch.Tensor | None:
         lab = masks[i : i + bs] if masks is not None else None
         lm = sparse[i : i + bs] if sparse is not None else None
@@ -230,16 +241,18 @@ def explain_and_score(
             x, y, lm = batch["x_batch"], batch["y_batch"], batch["l_batch"]
             s = regions_at(i)
             b = boxes[i : i + bs] if boxes is not None else None
-            a = explainer.explain(x, y, lm)
-            explain_fn = partial(_reexplain, cls, kwargs, canonical, label, lm)
+            r = oracle_masks(s, label) if "regions" in explainer.needs else None
+            a = explainer.explain(x, y, lm, r)
+            placed = postprocess(a, policy)
+            explain_fn = partial(_reexplain, cls, kwargs, canonical, label, lm, r)
             cache: dict[Any, Any] = {}
             for _, metric in metrics:
                 metric.update(
-                    x_batch=x, y_batch=y, a_batch=a, s_batch=s, b_batch=b, model=model,
-                    cache=cache, explain_fn=explain_fn,
+                    x_batch=x, y_batch=y, a_batch=placed if localises(metric) else a,
+                    s_batch=s, b_batch=b, model=model, cache=cache, explain_fn=explain_fn,
                 )  # fmt: skip
             if figures is not None:
-                figures.update(x, a, s, lm, i)
+                figures.update(x, placed, s, lm, i)
             progress.advance(task, len(x))
         scores, regions, per_image, image_scores = [], [], {}, {}
         for name, metric in metrics:
@@ -276,6 +289,7 @@ def _reexplain(
     canonical: CanonicalFace | None,
     label: str,
     l_batch: torch.Tensor | None,
+    r_batch: torch.Tensor | None,
     model: torch.nn.Module,
     x_batch: torch.Tensor,
     y_batch: torch.Tensor,
@@ -285,7 +299,8 @@ def _reexplain(
     seed moved by ``seed_offset`` (stability re-runs)."""
     if seed_offset:
         kwargs = {**kwargs, "seed": int(kwargs.get("seed", 0)) + seed_offset}
-    return fit_and_explain(_build(cls, model, kwargs, canonical, label), x_batch, y_batch, l_batch)
+    explainer = _build(cls, model, kwargs, canonical, label)
+    return fit_and_explain(explainer, x_batch, y_batch, l_batch, r_batch)
 
 
 def compare_explainers(p: Plan, sc: Scenario, ctx: MetricContext, store: Store) -> None:

@@ -163,9 +163,17 @@ class ComponentSpec(NamedSpec):
 
 
 class ExplainSpec(Spec):
-    """How explanations are computed: for the label or the prediction, in batches."""
+    """How explanations are computed: for the label or the prediction, in batches.
+
+    ``postprocess``: what every explainer's map becomes before the region metrics
+    (ranking position, pointing game, bbox AP, ground-truth agreement) and the FaceX
+    figures read it: ``absolute`` (|map|: evidence for and against the class both
+    count as relying on a region), ``positive`` (ReLU: evidence for it only) or
+    ``signed`` (as the explainer gives it; min-max puts its zero mid-range).
+    """
 
     target: Literal["label", "prediction"] = "label"
+    postprocess: Literal["signed", "positive", "absolute"] = "absolute"
     batch_size: PosInt = 64
     max_images: PosInt | None = None
 

@@ -130,6 +130,27 @@ def _check_task(suite: Suite, file_for: FileFor) -> None:
             raise SuiteError(file_for(loc), loc, msg)
 
 
+def _check_oracle(suite: Suite, file_for: FileFor) -> None:
+    """The oracle draws the scenarios' bias regions: every scenario must rank some, and
+    a verification or detection suite has them only in the inpainting game."""
+    for i, spec in enumerate(suite.explainers):
+        target = _load(EXPLAINERS, spec.name)
+        if target is None or "regions" not in getattr(target, "needs", ()):
+            continue
+        loc: Loc = ("explainers", i)
+        games = all(sc.target == "inpainting" for sc in suite.scenarios)
+        if suite.task != "classification" and not (suite.task == "verification" and games):
+            msg = (f"{spec.display_name} draws bias regions, which task {suite.task} does "
+                   "not have (only the inpainting game's parts); expected random as the "
+                   "reference row")  # fmt: skip
+            raise SuiteError(file_for(loc), loc, msg)
+        for j, sc in enumerate(suite.scenarios):
+            if not sc.ranked():
+                msg = (f"{spec.display_name} draws the scenario's bias regions; expected "
+                       f"scenarios[{j}] ({sc.name}) to name or observe attributes")  # fmt: skip
+                raise SuiteError(file_for(loc), loc, msg)
+
+
 def _canonical(registry: Registry, name: str, file: str, loc: Loc) -> str:
     try:
         return registry.entry(name).name
@@ -305,6 +326,7 @@ def check_catalogue(suite: Suite, file_for: FileFor) -> None:
     _check_regions(suite, file_for)
     check_model_access(suite, file_for)
     _check_task(suite, file_for)
+    _check_oracle(suite, file_for)
     for registry, spec, loc, name, skip in checks:
         params_loc = (*loc, "params")
         _check_params(registry, name, spec.params, skip, file_for(params_loc), params_loc)

@@ -38,8 +38,12 @@ class Explainer:
     #: False for gradient methods that hook no layer (they work on TorchScript too).
     layer_hooks: ClassVar[bool] = True
     #: Inputs beyond (x, y): "landmarks" (``l_batch`` (B, K, 2) pixel x, y, handed to
-    #: :meth:`attribute`) and "canonical" (a canonical face given to the constructor).
+    #: :meth:`attribute`), "canonical" (a canonical face given to the constructor) and
+    #: "regions" (``r_batch`` (B, H, W), the scenario's bias-region mask: the oracle).
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: True for the benchmark's reference rows (random, oracle): they do not explain
+    #: the model, they bound what the metrics can say about those that do.
+    reference: ClassVar[bool] = False
     #: True for model-level methods (CMS) that must :meth:`fit` on the explained set
     #: before they explain any image of it.
     dataset_level: ClassVar[bool] = False
@@ -78,15 +82,22 @@ class Explainer:
 
     # -- template ------------------------------------------------------------------------
     def explain(
-        self, x_batch: torch.Tensor, y_batch: torch.Tensor, l_batch: torch.Tensor | None = None
+        self,
+        x_batch: torch.Tensor,
+        y_batch: torch.Tensor,
+        l_batch: torch.Tensor | None = None,
+        r_batch: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Saliency maps (B, H, W), float32, on ``x_batch``'s device.
 
-        ``l_batch`` (B, K, 2) are the images' landmarks, used by methods that need them.
+        ``l_batch`` (B, K, 2) are the images' landmarks, used by methods that need them;
+        ``r_batch`` (B, H, W) the bias-region masks, used by the oracle.
         """
         h, w = x_batch.shape[-2:]
         if "landmarks" in self.needs and l_batch is None:
             raise ValueError(f"{self.name or type(self).__name__} needs landmarks (l_batch)")
+        if "regions" in self.needs and r_batch is None:
+            raise ValueError(f"{self.name or type(self).__name__} needs region masks (r_batch)")
         out = []
         try:
             for i in range(0, len(x_batch), self.batch_size):
@@ -95,6 +106,8 @@ class Explainer:
                 extra = {}
                 if "landmarks" in self.needs:
                     extra["l_batch"] = l_batch[i : i + self.batch_size].to(self.device).float()
+                if "regions" in self.needs:
+                    extra["r_batch"] = r_batch[i : i + self.batch_size].to(self.device).float()
                 with torch.set_grad_enabled(self.needs_grad):
                     a = self.attribute(xb, yb, **extra)
                 out.append(to_map(a.detach().float(), (h, w)).to(x_batch.device))
@@ -185,8 +198,9 @@ def fit_and_explain(
     x_batch: torch.Tensor,
     y_batch: torch.Tensor,
     l_batch: torch.Tensor | None = None,
+    r_batch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Maps of one set of images; model-level methods (CMS) are fitted on that set first."""
     if explainer.dataset_level:
         explainer.fit([{"x_batch": x_batch, "y_batch": y_batch, "l_batch": l_batch}])
-    return explainer.explain(x_batch, y_batch, l_batch)
+    return explainer.explain(x_batch, y_batch, l_batch, r_batch)

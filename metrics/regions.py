@@ -28,6 +28,20 @@ def region_masks(s_batch: torch.Tensor, region_ids) -> torch.Tensor:
     return torch.isin(s_batch, torch.as_tensor(ids, device=s_batch.device, dtype=s_batch.dtype))
 
 
+#: Attribution post-processing before the region metrics (``explain.postprocess``).
+POSTPROCESS = {"signed": lambda a: a, "positive": torch.relu, "absolute": torch.abs}
+
+
+def postprocess(a_batch: torch.Tensor, policy: str) -> torch.Tensor:
+    """``a_batch`` as the region metrics read it under ``policy`` (signed, positive, absolute)."""
+    return POSTPROCESS[policy](a_batch)
+
+
+def localises(metric: object) -> bool:
+    """Whether a metric places maps on regions or boxes (it reads post-processed maps)."""
+    return bool(set(getattr(metric, "needs", ())) & {"masks", "boxes"})
+
+
 def minmax(a_batch: torch.Tensor) -> torch.Tensor:
     """Per-map min-max normalisation to [0, 1]; a constant map becomes all zeros."""
     flat = a_batch.flatten(1)

@@ -7,8 +7,15 @@ import torch
 from torch import nn
 
 from benchmark.allocator import tune_glibc_malloc
+from benchmark.catalogue import EXPLAINERS
 
 tune_glibc_malloc()  # as the `bench` CLI does: timings match what users see
+
+#: The explainers of models: the generic checks (maps peak where the model reads) do not
+#: apply to the reference rows (random, oracle), tested in tests/test_reference_explainers.py.
+REAL_EXPLAINERS = [
+    n for n in EXPLAINERS.names() if not getattr(EXPLAINERS.get(n), "reference", False)
+]
 
 PATCH = (slice(8, 16), slice(20, 28))  # rows, cols of the only pixels the toy model reads
 # Five landmarks (eyes, nose tip, mouth corners) of a 32×32 toy face, pixel (x, y): the

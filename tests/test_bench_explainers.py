@@ -45,11 +45,12 @@ from explainers.base import build_explainer, fit_and_explain, images_per_forward
 from explainers.cams import ScoreCAM
 from explainers.canonical import CanonicalFace
 from explainers.occlusion import Occlusion
+from tests.conftest import REAL_EXPLAINERS
 from tests.forward_floor import ForwardFloor, forward_log, throughput, timed
 
 B, SIDE = 8, 64
 CAP = images_per_forward(torch.device("cpu"))  # 256 images per forward on CPU
-NAMES = EXPLAINERS.names()
+NAMES = REAL_EXPLAINERS
 PERTURBATION = [n for n in NAMES if not EXPLAINERS.get(n).needs_grad]
 # Where the default is too slow for CI or its forward count depends on the model:
 # RISE at N=4000 pushes 32,000 images through the CNN; 1000 masks run the same chunked

@@ -15,11 +15,11 @@ from rich.console import Console
 from benchmark.catalogue import EXPLAINERS
 from benchmark.models.detection import DetectionScore, reference_detections
 from explainers.base import build_explainer
-from tests.conftest import PATCH
+from tests.conftest import PATCH, REAL_EXPLAINERS
 from tests.model_zoo import PatchDetector
 from tests.test_verification import FAST
 
-BLACK_BOX = [n for n in EXPLAINERS.names() if getattr(EXPLAINERS.get(n), "black_box", False)
+BLACK_BOX = [n for n in REAL_EXPLAINERS if getattr(EXPLAINERS.get(n), "black_box", False)
              and "canonical" not in getattr(EXPLAINERS.get(n), "needs", ())]  # fmt: skip
 
 

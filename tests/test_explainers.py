@@ -7,9 +7,9 @@ import torch
 
 from benchmark.catalogue import EXPLAINERS
 from explainers.base import Explainer, to_map
-from tests.conftest import PATCH, build, explain
+from tests.conftest import PATCH, REAL_EXPLAINERS, build, explain
 
-NAMES = EXPLAINERS.names()
+NAMES = REAL_EXPLAINERS
 # SLIC's defaults suit faces; on these 32×32 noise images they merge everything into one
 # superpixel, so the superpixel methods get a finer, grid-like segmentation here.
 TEST_PARAMS = {

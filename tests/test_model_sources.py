@@ -17,7 +17,7 @@ from benchmark.errors import BenchError
 from benchmark.models.adapter import FaceModel
 from benchmark.models.sources import build_model, resolve_file
 from benchmark.suite import InputSpec, ModelSpec, OutputSpec, load_suite
-from tests.conftest import PATCH, PatchModel, check_generic
+from tests.conftest import PATCH, REAL_EXPLAINERS, PatchModel, check_generic
 from tests.model_zoo import B, W, tiny_face, write_mean_colour_onnx, write_patch_torchscript
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -132,8 +132,8 @@ def test_torchscript_and_callable_sources_score_like_the_module(tmp_path):
     assert torch.allclose(box(x).softmax(-1), PatchModel().eval()(x).softmax(-1), atol=1e-5)
 
 
-BLACK_BOX = [n for n in EXPLAINERS.names() if getattr(EXPLAINERS.get(n), "black_box", False)]
-WHITE_BOX = [n for n in EXPLAINERS.names() if not getattr(EXPLAINERS.get(n), "black_box", False)]
+BLACK_BOX = [n for n in REAL_EXPLAINERS if getattr(EXPLAINERS.get(n), "black_box", False)]
+WHITE_BOX = [n for n in REAL_EXPLAINERS if not getattr(EXPLAINERS.get(n), "black_box", False)]
 
 
 @pytest.mark.parametrize("name", BLACK_BOX)

@@ -12,7 +12,7 @@ from benchmark.catalogue import EXPLAINERS
 from benchmark.models.verification import PairScore
 from explainers.base import build_explainer
 from explainers.rise_correlation import CorrelationRISE
-from tests.conftest import PATCH, TOY_POINTS, toy_landmarks
+from tests.conftest import PATCH, REAL_EXPLAINERS, TOY_POINTS, toy_landmarks
 
 
 class PatchEmbedding(nn.Module):
@@ -62,7 +62,7 @@ FAST = {
     "rise_gauss": {"n_masks": 1000},
     "rise_correlation": {"n_masks": 1000},
 }
-EXPLAINED = [n for n in EXPLAINERS.names() if n not in NO_GRAD_MODULES | CAMS]
+EXPLAINED = [n for n in REAL_EXPLAINERS if n not in NO_GRAD_MODULES | CAMS]
 
 
 @pytest.mark.parametrize("name", EXPLAINED)
