@@ -70,6 +70,8 @@ def list_(kind: str = typer.Argument(..., help="explainers | metrics | datasets 
         table.add_column(col)
     for entry in registry:
         table.add_row(entry.name, ", ".join(entry.aliases), entry.source, entry.summary)
+    for prefix, entry in registry.prefixes().items():  # open-ended families (quantus:<Class>)
+        table.add_row(f"{prefix}:<name>", "", entry.source, entry.summary)
     console.print(table)
 
 

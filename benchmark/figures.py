@@ -287,6 +287,48 @@ def canonical_figure(
     return fig
 
 
+def gallery_figure(
+    image: np.ndarray, amap: np.ndarray, mask: np.ndarray | None, title: str = "", size: int = 128
+) -> np.ndarray:
+    """One explained face of the per-image gallery: the image, its map (min-max, blue →
+    red, over the face in grey) and the scenario's bias-region mask (white), side by side.
+
+    Args:
+        image: (H, W, 3) uint8 face as explained.
+        amap: (H, W) the map as the region metrics read it (post-processed).
+        mask: (H, W) bool bias regions, or None where the scenario has none.
+        title: printed at the top.
+        size: side of each panel in pixels.
+    """
+    face = cv2.resize(np.ascontiguousarray(image, np.uint8), (size, size),
+                      interpolation=cv2.INTER_NEAREST)  # fmt: skip
+    values = np.nan_to_num(np.asarray(amap, np.float64))
+    lo, hi = float(values.min()), float(values.max())
+    t = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    t = cv2.resize(t.astype(np.float32), (size, size), interpolation=cv2.INTER_NEAREST)
+    heat = _jet()[np.clip(np.round(t * 255), 0, 255).astype(int)]
+    grey = cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)[..., None]
+    blend = (0.6 * heat + 0.4 * grey).round().astype(np.uint8)
+    panels = [face, blend]
+    captions = ["image", "map"]
+    if mask is not None:
+        m = cv2.resize(np.asarray(mask, np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
+        panels.append(np.repeat((m * 255).astype(np.uint8)[..., None], 3, 2))
+        captions.append("bias regions")
+    pad, scale = max(4, size // 32), _scale(size)
+    top = _title_height(title, scale, pad)
+    line_h = _text_size("Ag", scale)[1] + pad
+    width = max(len(panels) * (size + pad) + pad, _text_size(title, scale)[0] + 2 * pad)
+    fig = np.full((top + size + line_h + pad, width, 3), 255, dtype=np.uint8)
+    if title:
+        _put(fig, title, pad, pad, scale)
+    for i, (panel, caption) in enumerate(zip(panels, captions, strict=True)):
+        x = pad + i * (size + pad)
+        fig[top : top + size, x : x + size] = panel
+        _put(fig, caption, x, top + size + pad // 2, scale)
+    return fig
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of an RGB uint8 image (H, W, 3)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:

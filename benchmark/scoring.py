@@ -38,6 +38,8 @@ class FaceXFigures:
         canonical: the canonical face for the canonical summary figure, or None.
         image_size: (H, W) of the explained images.
         prototype: draw the prototype heatmap (CelebAMask-HQ regions only).
+        gallery: explained faces drawn one by one (image, map, bias-region mask).
+        shortcut: the region ids of the gallery's mask (empty: no mask panel).
     """
 
     def __init__(
@@ -48,6 +50,8 @@ class FaceXFigures:
         canonical: CanonicalFace | None = None,
         image_size: tuple[int, int] = (0, 0),
         prototype: bool = True,
+        gallery: int = 0,
+        shortcut: tuple[int, ...] = (),
     ):
         from metrics.patches import HighImpactPatches
 
@@ -56,6 +60,8 @@ class FaceXFigures:
         self.ior = RegionIoR(len(region_names))
         self.canonical = canonical
         self.summary = CanonicalSummary(canonical, image_size) if canonical is not None else None
+        self.gallery, self.shortcut = int(gallery), tuple(shortcut)
+        self.shown: list[tuple[Any, Any, Any]] = []  # (image, map, mask) on the CPU
 
     def update(
         self,
@@ -70,12 +76,23 @@ class FaceXFigures:
             self.patches.update(x_batch, a_batch, s_batch, offset)
         if self.summary is not None and l_batch is not None:
             self.summary.update(a_batch, l_batch)
+        k = min(self.gallery - len(self.shown), len(x_batch))
+        if k > 0:  # the first faces explained; converted here only to be drawn and stored
+            masks = None
+            if s_batch is not None and self.shortcut:
+                masks = region_masks(s_batch[:k], self.shortcut).cpu().numpy()
+            pixels = (x_batch[:k] * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1)
+            for i in range(k):
+                mask = masks[i] if masks is not None else None
+                self.shown.append((pixels[i].cpu().numpy(), a_batch[i].cpu().numpy(), mask))
 
     def render(self, folder: Path, stem: str, title: str) -> list[dict[str, Any]]:
         """Write both PNGs into ``folder``; rows for the ``figures`` table."""
-        from benchmark.figures import canonical_figure, encode_png
+        from benchmark.figures import canonical_figure, encode_png, gallery_figure
 
         images = self._facex(title) if self.ior.n else {}
+        for i, (image, amap, mask) in enumerate(self.shown):
+            images[f"gallery:{i:03d}"] = gallery_figure(image, amap, mask, f"{title}, face {i}")
         if self.summary is not None and self.summary.n:
             assert self.canonical is not None and self.canonical.image is not None
             face = self.canonical.image.permute(1, 2, 0).cpu().numpy()
@@ -84,7 +101,7 @@ class FaceXFigures:
         rows = []
         for kind, image in images.items():
             png = encode_png(image)
-            path = folder / f"{stem}-{kind}.png"
+            path = folder / f"{stem}-{kind.replace(':', '-')}.png"
             path.write_bytes(png)
             rows.append({"kind": kind, "path": str(path), "png": png})
         return rows
@@ -231,8 +248,9 @@ def explain_and_score(
         figures = None
         if fig.enabled:
             figures = FaceXFigures(
-                ctx.region_names, patch, fig.top_k, canonical, test.size, prototype=drawable
-            )
+                ctx.region_names, patch, fig.top_k, canonical, test.size, prototype=drawable,
+                gallery=fig.gallery, shortcut=tuple(shortcut),
+            )  # fmt: skip
         task = progress.add_task(f"{label} on {sc.name}", total=len(images))
         t0 = time.perf_counter()
         if explainer.dataset_level:  # model-level methods (CMS) see the whole set first

@@ -184,6 +184,8 @@ class FiguresSpec(Spec):
     enabled: StrictBool = True
     patch_size: PosInt | None = None
     top_k: PosInt = 20
+    #: Explained faces per explainer drawn one by one (image, map, bias-region mask).
+    gallery: Annotated[int, Field(strict=True, ge=0)] = 4
 
 
 class CheckSpec(Spec):

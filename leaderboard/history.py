@@ -3,21 +3,27 @@
 Runs of one suite repeated over several seeds share a ``group_id`` and make one column;
 a run without one (databases written before groups existed) is a column of its own.
 Columns follow the start time of their first run. A cell is the mean, over the group's
-runs, of the explainer's mean score over the suite's biased scenarios: the value the
-index page shows for one run, averaged over seeds. ``history-<suite>.html`` is written,
-and linked from the suite's section of the index, only when there are two columns or more.
+finished runs, of the explainer's scenario mean (the scenarios each metric averages as
+on the index: :mod:`leaderboard.ranking`). ``history-<suite>.html`` is written, and
+linked from the suite's section of the index, only when there are two columns or more.
 Like the rest of the site it reads the database only.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
-from leaderboard.site import RANKED_SCENARIOS, esc, fmt, page, slug, table
+from leaderboard.names import metric_name
+from leaderboard.ranking import load_scores, run_means, scenario_bias
+from leaderboard.render import render
+from leaderboard.selection import load_suite_json, metric_registry
+from leaderboard.util import fmt, has_column, slug
 
 # The group key of a run: its group, or the run itself. Prefixed so that a group id that
 # happens to equal some run id cannot merge the two.
@@ -25,7 +31,6 @@ _GROUP = "coalesce('g:' || r.group_id, 'r:' || r.run_id)"
 # A database written before groups existed, opened read-only, lacks the column (the
 # migration adding it runs only on a writable open): every run is then its own group.
 _NO_GROUP = "('r:' || r.run_id)"
-_WORSE = "color:#c00;font-weight:600"
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,6 @@ class RunGroup:
 
 
 def _group_key(con: duckdb.DuckDBPyConnection) -> str:
-    from leaderboard.site import has_column
-
     return _GROUP if has_column(con, "runs", "group_id") else _NO_GROUP
 
 
@@ -73,45 +76,46 @@ def group_scores(
     con: duckdb.DuckDBPyConnection, suite: str
 ) -> tuple[dict[str, str], dict[tuple[str, str, str], float]]:
     """Per metric its direction, and per (metric, explainer, group key) the cell value."""
-    # The same biased-scenario filter as the index (leaderboard.site.run_section): on a
-    # control a far-down ranking position is the right answer, so it is not averaged.
-    rows = con.execute(
-        "WITH per_run AS ("
-        " SELECT s.run_id, s.metric, s.explainer, avg(s.value) AS v, any_value(s.direction) AS d"
-        " FROM scores s JOIN scenarios c USING (run_id, scenario) JOIN runs r USING (run_id)"
-        f" WHERE r.suite = ? AND r.status = 'done' AND {RANKED_SCENARIOS}"
-        " GROUP BY s.run_id, s.metric, s.explainer) "
-        f"SELECT {_group_key(con)} AS g, p.metric, p.explainer, avg(p.v), any_value(p.d), "
-        "max(r.started_at) AS t "
-        "FROM per_run p JOIN runs r USING (run_id) GROUP BY g, p.metric, p.explainer ORDER BY t",
-        [suite],
-    ).fetchall()
+    groups = run_groups(con, suite)
     directions: dict[str, str] = {}
     values: dict[tuple[str, str, str], float] = {}
-    for group, metric, explainer, value, direction, _ in rows:
-        directions[metric] = direction  # oldest first: the latest run's direction wins
-        values[(metric, explainer, group)] = value
+    for g in groups:  # oldest first: the latest run's direction wins
+        suites = dict(
+            con.execute(
+                f"SELECT run_id, suite_json FROM runs WHERE run_id IN "
+                f"({', '.join('?' * len(g.run_ids))})",
+                list(g.run_ids),
+            ).fetchall()
+        )
+        got: dict[tuple[str, str], list[float]] = defaultdict(list)
+        biased = scenario_bias(con, g.run_ids)
+        for run_id in g.run_ids:
+            registry = metric_registry(load_suite_json(suites.get(run_id)))
+            means = run_means(load_scores(con, [run_id]), biased, registry).get(run_id, {})
+            for (metric, explainer), (value, _, direction) in means.items():
+                got[(metric, explainer)].append(value)
+                directions[metric] = direction
+        for (metric, explainer), vs in got.items():
+            values[(metric, explainer, g.key)] = sum(vs) / len(vs)
     return directions, values
 
 
-def _arrow(direction: str) -> str:
-    return "↑" if direction == "higher" else "↓"
-
-
-def _cell(value: float | None, previous: float | None, direction: str) -> str:
-    if value is None:
-        return "–"
+def _cell(value: float | None, previous: float | None, direction: str) -> dict[str, Any]:
+    """A cell's text, and when it moved the bad way its arrow and tooltip."""
     shown = fmt(value)
     # Only a move the reader can see in the printed digits is marked: seed noise in the
     # 5th decimal would otherwise paint every column.
-    if previous is None or fmt(previous) == shown:
-        return shown
+    if value is None or previous is None or fmt(previous) == shown:
+        return {"text": shown, "worse": False}
     worse = value > previous if direction == "lower" else value < previous
     if not worse:
-        return shown
-    arrow = "▲" if value > previous else "▼"
-    title = f"worse than the previous column ({fmt(previous)})"
-    return f'<span class="worse" style="{_WORSE}" title="{esc(title)}">{arrow} {shown}</span>'
+        return {"text": shown, "worse": False}
+    return {
+        "text": shown,
+        "worse": True,
+        "arrow": "▲" if value > previous else "▼",
+        "title": f"worse than the previous column ({fmt(previous)})",
+    }
 
 
 def history_page(con: duckdb.DuckDBPyConnection, suite: str) -> str | None:
@@ -120,34 +124,25 @@ def history_page(con: duckdb.DuckDBPyConnection, suite: str) -> str | None:
     if len(groups) < 2:
         return None
     directions, values = group_scores(con, suite)
-    head = ["explainer"] + [g.heading for g in groups]
     sections = []
     for metric in sorted(directions):
         d = directions[metric]
-        explainers = sorted({e for m, e, _ in values if m == metric})
         rows = []
-        for e in explainers:
-            cells, previous = [esc(e)], None
+        for e in sorted({e for m, e, _ in values if m == metric}):
+            cells, previous = [], None
             for g in groups:
                 value = values.get((metric, e, g.key))
                 cells.append(_cell(value, previous, d))
                 previous = value
-            rows.append(cells)
-        sections.append(
-            f"<h2>{esc(metric)} {_arrow(d)}</h2>" + f'<div class="wide">{table(head, rows)}</div>'
-        )
-    n_runs = sum(len(g.run_ids) for g in groups)
-    body = (
-        f"<p><a href='index.html'>← leaderboard</a></p><h1>{esc(suite)}: history</h1>"
-        f"<p class='muted'>{len(groups)} run group(s), {n_runs} finished run(s), oldest "
-        "first. Column: short git sha, start of the group's first run, its seeds.</p>"
-        "<p>Each cell is the mean, over the group's runs (one per seed), of the explainer's "
-        "mean score over the suite's biased scenarios (controls with ρ = 0.5 or no bias "
-        "attribute are left out). <span style='" + _WORSE + "'>▲ / ▼</span> marks a value "
-        "that moved in the metric's bad direction since the previous column (↑ higher is "
-        "better, ↓ lower).</p>" + "".join(sections)
+            rows.append({"explainer": e, "cells": cells})
+        sections.append({"key": metric, "name": metric_name(metric), "direction": d, "rows": rows})
+    return render(
+        "history.html",
+        suite=suite,
+        groups=groups,
+        n_runs=sum(len(g.run_ids) for g in groups),
+        sections=sections,
     )
-    return page(f"{suite} history · face-xai-bench", body)
 
 
 def history_href(suite: str) -> str:
@@ -155,14 +150,12 @@ def history_href(suite: str) -> str:
     return f"{slug('history', suite)}.html"
 
 
-def history_link(con: duckdb.DuckDBPyConnection, suite: str) -> str:
-    """A link for the suite's index section, or "" with fewer than two run groups."""
+def history_link(con: duckdb.DuckDBPyConnection, suite: str) -> dict[str, Any] | None:
+    """The link of the suite's index section, or None with fewer than two run groups."""
     groups = run_groups(con, suite)
     if len(groups) < 2:
-        return ""
-    return (
-        f'<p><a href="{esc(history_href(suite))}">History across {len(groups)} run groups</a></p>'
-    )
+        return None
+    return {"href": history_href(suite), "n": len(groups)}
 
 
 def write_history_pages(con: duckdb.DuckDBPyConnection, out: Path) -> list[Path]:

@@ -104,7 +104,8 @@ def test_a_suite_runs_on_cuda(tmp_path):
         n = con.execute("SELECT count(*) FROM scores WHERE value = value").fetchone()[0]
         kinds = {k for (k,) in con.execute("SELECT DISTINCT kind FROM figures").fetchall()}
     assert "cuda" in device.lower() or "nvidia" in device.lower()
-    assert n == 2 * 3 and kinds == {"prototype", "patches", "canonical"}
+    gallery = {f"gallery:{i:03d}" for i in range(4)}
+    assert n == 2 * 3 and kinds == {"prototype", "patches", "canonical", *gallery}
 
 
 def test_mtcnn_detects_on_the_gpu_as_on_the_cpu(tmp_path):

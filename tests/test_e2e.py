@@ -59,10 +59,11 @@ def counts(db: Path) -> dict[str, int]:
 
 
 # One gradcam over two scenarios: 2 scores, 19 regions each, 8 reliance attributes each
-# (the 7 accessories and skin tone), a prototype, a patch grid and a canonical summary each.
+# (the 7 accessories and skin tone), a prototype, a patch grid, a canonical summary and
+# a gallery of 4 faces each.
 TINY_COUNTS = {
     "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "per_image": 0,
-    "image_scores": 0, "reliance": 2 * 8, "figures": 2 * 3, "work_done": 2,
+    "image_scores": 0, "reliance": 2 * 8, "figures": 2 * (3 + 4), "work_done": 2,
 }  # fmt: skip
 
 
@@ -124,11 +125,11 @@ def test_interrupted_run_resumes_without_redoing_work(suite, tmp_path, monkeypat
         state["scenario"] = sc.name
         return original_score(p, sc, *args, **kwargs)
 
-    def flaky(self, x, y, l_batch=None):
+    def flaky(self, x, y, l_batch=None, r_batch=None):
         if state["scenario"] == "control" and state["interrupt"]:
             raise KeyboardInterrupt
         state["explained"] += len(x)
-        return original_explain(self, x, y, l_batch)
+        return original_explain(self, x, y, l_batch, r_batch)
 
     monkeypatch.setattr(runner, "explain_and_score", tracking_score)
     monkeypatch.setattr(GradCAM, "explain", flaky)

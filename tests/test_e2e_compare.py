@@ -66,7 +66,7 @@ def test_win_percent_sums_to_100_and_stores_the_compared_set(suite, tmp_path):
     assert all(-1 <= v <= 1 for _, v in agree)
     # Figures: PNG bytes in the DB, and the same bytes in the file whose path is stored.
     figs = rows(db, "SELECT kind, path, png FROM figures")
-    assert len(figs) == 2 * 2 * 3  # prototype, canonical summary, patches
+    assert len(figs) == 2 * 2 * (3 + 4)  # prototype, canonical summary, patches, 4 faces
     for _, path, png in figs:
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and Path(path).read_bytes() == png
 
@@ -80,11 +80,11 @@ def test_interrupted_second_explainer_resumes_to_the_same_win_percent(suite, tmp
     calls = {"n": 0}
     original = IntegratedGradients.explain
 
-    def flaky(self, x, y, l_batch=None):
+    def flaky(self, x, y, l_batch=None, r_batch=None):
         calls["n"] += 1
         if calls["n"] == 2:  # second batch of the first scenario, after gradcam was stored
             raise KeyboardInterrupt
-        return original(self, x, y, l_batch)
+        return original(self, x, y, l_batch, r_batch)
 
     monkeypatch.setattr(IntegratedGradients, "explain", flaky)
     db = tmp_path / "out" / "r.duckdb"

@@ -50,7 +50,8 @@ def test_scaled_down_explainers_all_runs_and_the_leaderboard_shows_all(tmp_path)
         mine = {m for e, m, v in got if e == label and v == v}
         assert {METRICS.canonical(m if isinstance(m, str) else m["name"])
                 for m in spec["metrics"]} <= mine, label  # fmt: skip
-    assert dict(kinds) == dict.fromkeys(labels, 3)  # prototype, canonical summary, patches
+    # prototype, canonical summary, patches and a gallery of 4 faces
+    assert dict(kinds) == dict.fromkeys(labels, 3 + 4)
     index = (tmp_path / "site" / "index.html").read_text()
     shown = set(re.findall(r"<td[^>]*>([a-z_+]+)</td>", index))
     assert labels <= shown

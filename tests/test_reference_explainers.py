@@ -72,3 +72,43 @@ def test_the_oracle_is_refused_where_there_are_no_bias_regions(tmp_path):
     expected = r"explainers\[0\]: oracle draws the scenario's bias regions; expected scenarios"
     with pytest.raises(BenchError, match=expected + r"\[0\] \(plain\)"):
         load_suite(path)
+
+
+def test_the_gallery_shows_the_oracle_map_as_its_mask(tmp_path):
+    """Gallery figures (image, map, bias-region mask) of the first faces: for the oracle
+    the map panel is the mask panel, drawn blue → red over the grey face."""
+    import cv2
+    import numpy as np
+
+    db = tmp_path / "r.duckdb"
+    text = SUITE.format(db=db).replace("explainers: [gradcam]", "explainers: [oracle]")
+    path = tmp_path / "g.yaml"
+    path.write_text(text.replace("explain: {batch_size: 64}", "explain: {batch_size: 2}\n"
+                                 "figures: {gallery: 3}"))  # fmt: skip
+    run_suite(path, console=quiet(), leaderboard=False)
+    kinds = [k for (k,) in rows(db, "SELECT kind FROM figures WHERE scenario = 'lipstick' "
+                                    "AND kind LIKE 'gallery:%' ORDER BY kind")]  # fmt: skip
+    assert kinds == ["gallery:000", "gallery:001", "gallery:002"]  # across batches of 2
+    (png,) = rows(db, "SELECT png FROM figures WHERE scenario = 'lipstick' AND kind = "
+                      "'gallery:000'")[0]  # fmt: skip
+    fig = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    h, w, _ = fig.shape
+    assert w > 3 * 128 and h > 128  # three 128 px panels
+
+
+def test_gallery_figure_draws_the_map_hot_where_it_peaks_and_the_mask_white():
+    import numpy as np
+
+    from benchmark.figures import _scale, _title_height, gallery_figure
+
+    size, pad = 128, 4
+    mask = np.zeros((32, 32), bool)
+    mask[8:16, 20:28] = True
+    fig = gallery_figure(np.zeros((32, 32, 3), np.uint8), mask.astype(float), mask, "", size)
+    top = _title_height("", _scale(size), pad)
+    panel = lambda i: fig[top : top + size, pad + i * (size + pad) : pad + i * (size + pad) + size]  # noqa: E731
+    inside, outside = (slice(36, 60), slice(84, 108)), (slice(90, 120), slice(4, 30))
+    heat, drawn = panel(1).astype(int), panel(2)
+    assert (heat[inside][..., 0] > heat[inside][..., 2] + 50).all()  # red where it peaks
+    assert (heat[outside][..., 2] > heat[outside][..., 0] + 50).all()  # blue elsewhere
+    assert (drawn[inside] == 255).all() and (drawn[outside] == 0).all()

@@ -145,7 +145,8 @@ def test_a_suite_ranks_landmark11_patches_end_to_end(tmp_path):
     assert 1 <= scores["ranking_position"] <= 11 and 0 <= scores["bbox_ap"] <= 1
     # Lipstick and eyeglasses (etc.) have patches; earrings and necklace do not.
     assert "gt_agreement" in scores
-    assert kinds == {"patches", "canonical"}  # no prototype: it is drawn on the 19 labels
+    # no prototype: it is drawn on the 19 labels
+    assert kinds == {"patches", "canonical", *(f"gallery:{i:03d}" for i in range(4))}
 
 
 def test_a_protocol_the_test_data_cannot_feed_stops_before_work(tmp_path):
