@@ -83,7 +83,10 @@ def _preference(key: str, registry: Mapping[str, str]) -> tuple:
 
 
 def bias_region(key: str, registry: Mapping[str, str], details: Mapping[str, Any]) -> bool:
-    """Whether the key scores the map against the bias attributes' regions."""
+    """Whether the key scores the map against the bias attributes' regions (a metric may
+    say so in its details, as the Quantus adapter's localisation metrics do)."""
+    if details.get("bias_regions") is True:
+        return True
     name = registered(key, registry)
     return name in BIAS_REGION and not (name == "bbox_ap" and details.get("reference") == "face")
 

@@ -344,6 +344,9 @@ class QuantusMetric(Metric):
             "quantus_version": importlib.metadata.version("quantus"),
             "params": self.params,
             "call": self.call,
+            # Localisation metrics score the bias regions: the leaderboard averages
+            # them over the biased scenarios only, as it does ranking position.
+            "bias_regions": "bias_regions" in self.needs,
         }
         if self._layers:
             means = {k: _nanmean(np.concatenate(v)) for k, v in self._layers.items()}

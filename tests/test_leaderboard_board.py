@@ -200,6 +200,23 @@ def test_region_metrics_skip_controls_where_the_suite_has_a_bias(tmp_path):
     assert row.cells["average_drop"].value == 20.0
 
 
+def test_a_metric_that_says_it_scores_bias_regions_skips_controls(tmp_path):
+    """``quantus:PointingGame`` is no registered name: its details say it is a region
+    metric, so the control's value is left out of its average."""
+    scenarios = {"lipstick": (0.99, ["Wearing_Lipstick"]), "control": (0.5, ["Wearing_Lipstick"])}
+    key = "quantus:PointingGame"
+    db = tmp_path / "r.duckdb"
+    with Store(db) as store:
+        add_run(store, "r", {"average_drop": {"a": 10.0}}, scenarios=scenarios)
+        for name, value in (("lipstick", 0.8), ("control", 0.2)):
+            row = {"metric": key, "value": value, "n": 4, "direction": "higher"}
+            store.put_scores("r", name, "a", [{**row, "details": {"bias_regions": True}}])
+    with duckdb.connect(str(db), read_only=True) as con:
+        (exp,) = experiments(con)
+        (row,) = experiment_board(con, exp).rows
+    assert row.cells[key].value == pytest.approx(0.8)
+
+
 def test_reference_rows_are_shown_but_not_ranked(tmp_path):
     spec = {"explainers": [{"name": "a"}, {"name": "b"}, {"name": "oracle", "label": "truth"},
                            {"name": "random"}]}  # fmt: skip
