@@ -136,17 +136,23 @@ class Explainer:
         self.remove_hooks()
 
 
-def images_per_forward(device: torch.device, requested: int | None = None) -> int:
+def images_per_forward(
+    device: torch.device,
+    requested: int | None = None,
+    model: ModelLike | None = None,
+    image_shape: tuple[int, ...] | torch.Size | None = None,
+) -> int:
     """How many perturbed images one forward of a perturbation method holds.
 
-    On CPU a few hundred small images per forward run fastest (3.7k img/s at 256
-    against 1.8k at 2048 for the small CNN at 64 px, with glibc's malloc tuned as
-    ``benchmark.allocator`` does; untuned, every forward re-faults its activations and
-    smaller forwards win); a GPU wants thousands to fill its cores.
+    ``requested`` where given; else, with the model and the (C, H, W) image shape, an
+    activation budget over the model's bytes per image (``explainers.forward_size``);
+    else 256 on CPU (3.7k img/s at 256 against 1.8k at 2048 for the small CNN at 64 px,
+    with glibc's malloc tuned as ``benchmark.allocator`` does) and 4096 on a GPU, which
+    wants thousands to fill its cores.
     """
-    if requested is not None:
-        return max(1, int(requested))
-    return 4096 if device.type == "cuda" else 256
+    from explainers.forward_size import images_per_forward as sized
+
+    return sized(device, requested, model, image_shape)
 
 
 def class_scores(model: ModelLike, outputs: torch.Tensor) -> torch.Tensor:

@@ -193,7 +193,8 @@ class ScoreCAM(_LayerCAM):
         act = act.detach().float()
         k = act.shape[1]
         flat = act.reshape(b * k, 1, *act.shape[2:])  # one map per (image, channel) pair
-        cap = images_per_forward(self.device, self.max_images_per_forward)
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model,
+                                 x_batch.shape[1:])  # fmt: skip
         scores = torch.empty(b * k, device=act.device)
         for i in range(0, b * k, cap):
             idx = torch.arange(i, min(i + cap, b * k), device=act.device)

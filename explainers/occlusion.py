@@ -70,7 +70,8 @@ class Occlusion(Explainer):
         if self.perturbations_per_eval is not None:
             return int(self.perturbations_per_eval)
         _, _, total = self.geometry(*x_batch.shape[-2:])
-        cap = images_per_forward(self.device, self.max_images_per_forward)
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model,
+                                 x_batch.shape[1:])  # fmt: skip
         return max(1, min(total, cap // len(x_batch)))
 
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:

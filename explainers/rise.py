@@ -117,9 +117,8 @@ class RISE(Explainer):
         b, c, h, w = x_batch.shape
         masks = self.masks(h, w)
         sal = x_batch.new_zeros(b, h, w)
-        per = self.masks_per_forward or max(
-            1, images_per_forward(self.device, self.max_images_per_forward) // b
-        )
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model, (c, h, w))
+        per = self.masks_per_forward or max(1, cap // b)
         for i in range(0, len(masks), per):
             m = masks[i : i + per]
             k = len(m)

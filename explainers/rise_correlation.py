@@ -30,9 +30,8 @@ class CorrelationRISE(RISE):
         b, c, h, w = x_batch.shape
         masks = self.masks(h, w)
         n = len(masks)
-        per = self.masks_per_forward or max(
-            1, images_per_forward(self.device, self.max_images_per_forward) // b
-        )
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model, (c, h, w))
+        per = self.masks_per_forward or max(1, cap // b)
         dt = torch.float64  # sums of thousands of products: float32 would cancel badly
         s1 = x_batch.new_zeros(b, dtype=dt)
         s2 = x_batch.new_zeros(b, dtype=dt)

@@ -50,7 +50,7 @@ def curve(
     masks = pixel_order_masks(a_batch.to(x_batch.device), steps)[:, :, None]  # (B,K+1,1,H,W)
     images = torch.where(masks, end[:, None], start[:, None]).view(-1, c, h, w)
     targets = y_batch.long().repeat_interleave(steps + 1)
-    cap = images_per_forward(x_batch.device)
+    cap = images_per_forward(x_batch.device, None, model, (c, h, w))
     probs = []
     with torch.no_grad():
         for i in range(0, len(images), cap):
