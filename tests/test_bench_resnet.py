@@ -56,3 +56,50 @@ def test_bench_resnet18_occlusion_vs_captum(benchmark, ppe):
                                     ratio=mean / statistics.median(ours_times))  # fmt: skip
         print(f"\nppe={ppe}: captum {mean:.2f}s ours {statistics.median(ours_times):.2f}s "
               f"captum/ours {mean / statistics.median(ours_times):.2f}")  # fmt: skip
+
+
+def test_bench_resnet18_deletion_vs_quantus_pixel_flipping(benchmark):
+    """Our deletion curve against Quantus' PixelFlipping on ResNet-18 at 112 px, set up
+    alike (black baseline, whole pixels per step, softmax): the same per-image areas
+    (tests/test_quantus_adapter.py explains the offsets), then the time of each."""
+    quantus = pytest.importorskip("quantus")
+    import numpy as np
+
+    from metrics.deletion import curve
+
+    torch.manual_seed(0)
+    model = resnet18().eval()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(B, 3, SIDE, SIDE, generator=g), torch.tensor([0, 1, 0, 1])
+    a = torch.rand(B, SIDE, SIDE, generator=g)
+    k = 48  # Quantus counts channel values: 3·H·W/k must divide H·W, so k is a multiple of 3
+    metric = quantus.PixelFlipping(
+        features_in_step=3 * SIDE * SIDE // k, perturb_baseline=0.0, disable_warnings=True,
+        display_progressbar=False, return_aggregate=False,
+    )  # fmt: skip
+
+    def theirs():
+        return np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(),
+                                 a_batch=a[:, None].numpy(), device="cpu", softmax=True,
+                                 channel_first=True))  # fmt: skip
+
+    def ours():
+        return curve(model, x, y, a, x, torch.zeros_like(x), k)
+
+    steps = ours()
+    area = np.trapezoid(steps[:, 1:].numpy(), axis=1)
+    curves = theirs()
+    got = np.trapezoid(curves, axis=1) if curves.ndim == 2 else curves
+    assert got == pytest.approx(area, rel=1e-3)  # float32 sums in another order
+    ours_times: list[float] = []
+
+    def teardown(*_):
+        ours_times.append(timed(ours)[0])
+
+    benchmark.pedantic(theirs, rounds=1 if benchmark.disabled else 3,
+                       teardown=None if benchmark.disabled else teardown)  # fmt: skip
+    if ours_times:
+        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
+        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
+        print(f"\ndeletion: quantus {t_theirs:.2f}s ours {t_ours:.2f}s "
+              f"quantus/ours {t_theirs / t_ours:.2f}")  # fmt: skip
