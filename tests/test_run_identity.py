@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from benchmark import fingerprint, provenance
 from benchmark.cli import app
 from benchmark.plan import plan
-from benchmark.runner import model_key, model_seed_key, run_suite
+from benchmark.runner import run_suite
+from benchmark.scenario_models import model_key, model_seed_key
 from tests.model_zoo import tiny_face
 from tests.test_celebamask_hq import build_replica
 

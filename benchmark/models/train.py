@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,6 @@ def train_model(
     for _ in range(int(r["epochs"])):
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5 if r["hflip"] else None
-        epoch_loss = torch.zeros((), device=device)
         aligned = (labels,) if flips is None else (labels, flips)
         if rows is not None:  # the same batches, gathered straight from the full split
             aligned = tuple(_spread(t, rows, len(images)) for t in aligned)
@@ -105,27 +104,47 @@ def train_model(
         # The loader yields images[order[i*bs:(i+1)*bs]] (and those rows of labels and
         # flips), gathered ahead in threads: the same batches as indexing here.
         with closing(iter_batches(images, bs, device, order=order, tensors=aligned)) as batches:
-            for xb, y, *f in batches:
-                x = to_pixels(xb, device)
-                if f:
-                    x = torch.where(f[0].view(-1, 1, 1, 1), x.flip(-1), x)
-                with _autocast(device):
-                    loss = loss_fn(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                epoch_loss += loss.detach() * len(y)
-                step += 1
-                if on_step is not None:
-                    on_step(
-                        step,
-                        total,
-                        float(loss.detach()) if step % 20 == 0 or step == total else math.nan,
-                    )
+            epoch_loss, step = fit_epoch(
+                batches, device, lambda x, y: loss_fn(model(x), y), opt, sched, step, total,
+                on_step,
+            )  # fmt: skip
         losses.append(float(epoch_loss) / n)
     model.eval()
     return losses
+
+
+def fit_epoch(
+    batches: Iterable[tuple[torch.Tensor, ...]],
+    device: torch.device,
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    step: int,
+    total: int,
+    on_step: StepCallback | None = None,
+) -> tuple[torch.Tensor, int]:
+    """One epoch of optimiser steps over ``batches`` of (uint8 images, labels[, flips]).
+
+    Returns:
+        The epoch's summed loss (on ``device``) and the step count after it.
+    """
+    epoch_loss = torch.zeros((), device=device)
+    for xb, y, *f in batches:
+        x = to_pixels(xb, device)
+        if f:
+            x = torch.where(f[0].view(-1, 1, 1, 1), x.flip(-1), x)
+        with _autocast(device):
+            loss = loss_of(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        epoch_loss += loss.detach() * len(y)
+        step += 1
+        if on_step is not None:
+            last = step % 20 == 0 or step == total
+            on_step(step, total, float(loss.detach()) if last else math.nan)
+    return epoch_loss, step
 
 
 def _spread(t: torch.Tensor, rows: torch.Tensor, n: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.data.loader import iter_batches
-from benchmark.models.train import FACEX_RECIPE, StepCallback, _autocast, make_optimizer, to_pixels
+from benchmark.models.train import FACEX_RECIPE, StepCallback, fit_epoch, make_optimizer
 
 
 class CosFaceHead(nn.Module):
@@ -78,24 +78,13 @@ def train_embedding(
     for _ in range(int(r["epochs"])):
         order = torch.randperm(n, generator=gen)
         flips = torch.rand(n, generator=gen) < 0.5 if r["hflip"] else torch.zeros(n, dtype=bool)
-        epoch_loss = torch.zeros((), device=device)
         with closing(
             iter_batches(images, bs, device, order=order, tensors=(labels, flips))
         ) as batches:
-            for xb, y, f in batches:
-                x = to_pixels(xb, device)
-                x = torch.where(f.view(-1, 1, 1, 1), x.flip(-1), x)
-                with _autocast(device):
-                    loss = F.cross_entropy(head(x, y).float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                epoch_loss += loss.detach() * len(y)
-                step += 1
-                if on_step is not None:
-                    last = step % 20 == 0 or step == total
-                    on_step(step, total, float(loss.detach()) if last else math.nan)
+            epoch_loss, step = fit_epoch(
+                batches, device, lambda x, y: F.cross_entropy(head(x, y).float(), y), opt, sched,
+                step, total, on_step,
+            )  # fmt: skip
         losses.append(float(epoch_loss) / n)
     embed.eval()
     return losses
