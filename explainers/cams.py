@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explainers.base import Explainer, ModelLike, images_per_forward
+from explainers.inference import inference_forward
 
 
 class _LayerCAM(Explainer):
@@ -196,6 +197,7 @@ class ScoreCAM(_LayerCAM):
         cap = images_per_forward(self.device, self.max_images_per_forward, self.model,
                                  x_batch.shape[1:])  # fmt: skip
         scores = torch.empty(b * k, device=act.device)
+        forward = inference_forward(self.model)  # the capture hook is gone by now
         for i in range(0, b * k, cap):
             idx = torch.arange(i, min(i + cap, b * k), device=act.device)
             img = idx // k
@@ -203,7 +205,7 @@ class ScoreCAM(_LayerCAM):
             lo = m.amin(dim=(2, 3), keepdim=True)
             hi = m.amax(dim=(2, 3), keepdim=True)
             m = (m - lo) / (hi - lo + 1e-8)
-            logits = self.model(x_batch[img] * m.to(x_batch.dtype)).float()
+            logits = forward(x_batch[img] * m.to(x_batch.dtype)).float()
             scores[i : i + len(idx)] = logits.gather(1, y_batch[img][:, None])[:, 0]
         weights = torch.softmax(scores.view(b, k), dim=1)
         return torch.einsum("bk,bkhw->bhw", weights, act).clamp_min(0)

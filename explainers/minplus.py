@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from explainers.base import Explainer, ModelLike, class_scores, images_per_forward
+from explainers.inference import inference_forward
 
 SCORES = ("softmax", "logit")
 MAPS = ("h0_minus", "h1_minus", "h0_plus", "h1_plus")
@@ -132,7 +133,7 @@ class MinPlus(Explainer):
 
     def _forward(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, K) scores of one forward: softmax probabilities or logits."""
-        out = self.model(imgs).float()
+        out = inference_forward(self.model)(imgs).float()
         self.last_forwards += 1
         self.last_images += len(imgs)
         return class_scores(self.model, out) if self.score == "softmax" else out

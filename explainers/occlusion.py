@@ -7,6 +7,7 @@ import torch
 from captum.attr import Occlusion as CaptumOcclusion
 
 from explainers.base import Explainer, ModelLike, images_per_forward
+from explainers.inference import inference_forward
 
 
 def n_windows(size: int, window: int, stride: int) -> int:
@@ -77,7 +78,7 @@ class Occlusion(Explainer):
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
         c, h, w = x_batch.shape[1:]
         window, stride, _ = self.geometry(h, w)
-        return CaptumOcclusion(self.model).attribute(
+        return CaptumOcclusion(inference_forward(self.model)).attribute(
             x_batch,
             sliding_window_shapes=(c, window, window),
             strides=(c, stride, stride),

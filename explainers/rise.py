@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from explainers.base import Explainer, ModelLike, class_scores, images_per_forward
+from explainers.inference import inference_forward
 
 
 def rise_masks(
@@ -119,12 +120,13 @@ class RISE(Explainer):
         sal = x_batch.new_zeros(b, h, w)
         cap = images_per_forward(self.device, self.max_images_per_forward, self.model, (c, h, w))
         per = self.masks_per_forward or max(1, cap // b)
+        forward = inference_forward(self.model)
         for i in range(0, len(masks), per):
             m = masks[i : i + per]
             k = len(m)
             # One forward for every (image, mask) pair of the chunk: (B·k, C, H, W).
             xm = (x_batch[:, None] * m[None, :, None]).reshape(b * k, c, h, w)
-            prob = class_scores(self.model, self.model(xm)).view(b, k, -1)
+            prob = class_scores(self.model, forward(xm)).view(b, k, -1)
             score = prob.gather(2, y_batch.view(b, 1, 1).expand(b, k, 1))[..., 0]  # (B, k)
             sal += torch.einsum("bk,khw->bhw", score, m)
         if self.normalize == "paper":

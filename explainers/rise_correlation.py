@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from explainers.base import class_scores, images_per_forward
+from explainers.inference import inference_forward
 from explainers.rise import RISE
 
 
@@ -32,6 +33,7 @@ class CorrelationRISE(RISE):
         n = len(masks)
         cap = images_per_forward(self.device, self.max_images_per_forward, self.model, (c, h, w))
         per = self.masks_per_forward or max(1, cap // b)
+        forward = inference_forward(self.model)
         dt = torch.float64  # sums of thousands of products: float32 would cancel badly
         s1 = x_batch.new_zeros(b, dtype=dt)
         s2 = x_batch.new_zeros(b, dtype=dt)
@@ -42,7 +44,7 @@ class CorrelationRISE(RISE):
             m = masks[i : i + per]
             k = len(m)
             xm = (x_batch[:, None] * m[None, :, None]).reshape(b * k, c, h, w)
-            scores = class_scores(self.model, self.model(xm)).view(b, k, -1)
+            scores = class_scores(self.model, forward(xm)).view(b, k, -1)
             f = scores.gather(2, y_batch.view(b, 1, 1).expand(b, k, 1))[..., 0].to(dt)
             s1 += f.sum(1)
             s2 += (f * f).sum(1)

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from explainers.base import Explainer, ModelLike, images_per_forward
 from explainers.gradients import derived_seed
+from explainers.inference import inference_forward
 
 
 def slic_segments(
@@ -197,6 +198,7 @@ class _SuperpixelExplainer(Explainer):
         z = z.to(x_batch.dtype)
         out = torch.empty(b * n, device=x_batch.device)
         cap = self.per_forward()
+        forward = inference_forward(self.model)
         for start in range(0, b * n, cap):
             stop = min(start + cap, b * n)
             xs = x_batch.new_empty(stop - start, c, h, w)
@@ -204,7 +206,7 @@ class _SuperpixelExplainer(Explainer):
                 lo, hi = max(start, img * n), min(stop, (img + 1) * n)
                 keep = z[img, lo - img * n : hi - img * n].gather(1, seg[img].expand(hi - lo, -1))
                 torch.mul(x_batch[img], keep.view(-1, 1, h, w), out=xs[lo - start : hi - start])
-            out[start:stop] = self.model(xs).gather(1, targets[start:stop])[:, 0]
+            out[start:stop] = forward(xs).gather(1, targets[start:stop])[:, 0]
         return out.view(b, n)
 
     def superpixel_weights(

@@ -15,6 +15,7 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from explainers.base import class_scores, images_per_forward
+from explainers.inference import inference_forward
 from metrics.base import Direction, Metric, MetricContext, MetricResult
 
 Baseline = Literal["black", "blur"]
@@ -52,9 +53,10 @@ def curve(
     targets = y_batch.long().repeat_interleave(steps + 1)
     cap = images_per_forward(x_batch.device, None, model, (c, h, w))
     probs = []
+    forward = inference_forward(model)
     with torch.no_grad():
         for i in range(0, len(images), cap):
-            logits = model(images[i : i + cap]).float()
+            logits = forward(images[i : i + cap]).float()
             probs.append(class_scores(model, logits).gather(1, targets[i : i + cap, None])[:, 0])
     return torch.cat(probs).view(b, steps + 1)
 

@@ -14,6 +14,7 @@ from captum.attr import Occlusion as CaptumOcclusion
 
 from benchmark.models.archs import resnet18
 from explainers.occlusion import Occlusion
+from explainers.rise import RISE
 from tests.forward_floor import timed
 
 SIDE, B = 112, 4
@@ -103,3 +104,68 @@ def test_bench_resnet18_deletion_vs_quantus_pixel_flipping(benchmark):
         benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
         print(f"\ndeletion: quantus {t_theirs:.2f}s ours {t_ours:.2f}s "
               f"quantus/ours {t_theirs / t_ours:.2f}")  # fmt: skip
+
+
+def test_bench_resnet18_rise_vs_xaitk_saliency(benchmark):
+    """Our RISE against xaitk-saliency's RISEStack on ResNet-18 at 112 px: the same
+    number of masks, grid and keep probability, each scoring its masks in forwards of
+    the size ours picks. The masks differ (each draws its own), so maps cannot agree
+    value for value; the check is one map per image at the input size, then the time."""
+    pytest.importorskip("xaitk_saliency")
+    import numpy as np
+    from smqtk_classifier.interfaces.classify_image import ClassifyImage
+    from xaitk_saliency.impls.gen_image_classifier_blackbox_sal.rise import RISEStack
+
+    from explainers.forward_size import images_per_forward as sized
+
+    torch.manual_seed(0)
+    model = resnet18().eval()
+    n, b = 200, 2
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(b, 3, SIDE, SIDE, generator=g), torch.tensor([0, 1])
+    per = sized(torch.device("cpu"), None, model, (3, SIDE, SIDE))
+
+    class Blackbox(ClassifyImage):
+        def get_labels(self):
+            return [0, 1]
+
+        def get_config(self):
+            return {}
+
+        def classify_images(self, img_iter):
+            chunk = []
+            for img in img_iter:
+                chunk.append(img)
+                if len(chunk) == per:
+                    yield from self._score(chunk)
+                    chunk = []
+            if chunk:
+                yield from self._score(chunk)
+
+        def _score(self, chunk):
+            t = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float()
+            with torch.no_grad():
+                probs = model(t).softmax(1).numpy()
+            return [dict(enumerate(p)) for p in probs]
+
+    stack = RISEStack(n=n, s=8, p1=0.5, seed=0, debiased=False)
+
+    def theirs():
+        return np.stack([stack(x[i].permute(1, 2, 0).numpy(), Blackbox())[int(y[i])]
+                         for i in range(b)])  # fmt: skip
+
+    ours = RISE(model, n_masks=n, s=8, p=0.5, batch_size=b)
+    assert theirs().shape == tuple(ours.explain(x, y).shape) == (b, SIDE, SIDE)
+    ours_times: list[float] = []
+
+    def teardown(*_):
+        ours_times.append(timed(ours.explain, x, y)[0])
+
+    benchmark.pedantic(theirs, rounds=1 if benchmark.disabled else 3,
+                       teardown=None if benchmark.disabled else teardown)  # fmt: skip
+    if ours_times:
+        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
+        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
+        print(
+            f"\nrise: xaitk {t_theirs:.2f}s ours {t_ours:.2f}s xaitk/ours {t_theirs / t_ours:.2f}"
+        )

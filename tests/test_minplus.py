@@ -49,8 +49,10 @@ def test_generic_checks(cls, patch_model, batch):
     make = lambda model: cls(model, batch_size=3, seed=0, t_max=3)  # noqa: E731
     maps = check_generic(make, patch_model, x, y)
     assert maps.min() >= 0 and maps.max() <= 1
-    # a plain callable (no nn.Module) gives the same maps
-    assert torch.equal(make(lambda t: patch_model(t)).explain(x, y), maps)
+    # a plain callable (no nn.Module) gives the same maps, up to the float rounding of
+    # the module's folded channels-last forward (explainers.inference)
+    torch.testing.assert_close(make(lambda t: patch_model(t)).explain(x, y), maps,
+                               atol=1e-6, rtol=1e-4)  # fmt: skip
 
 
 def test_windows_grid_and_peak():

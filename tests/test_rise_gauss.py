@@ -23,7 +23,9 @@ def make(model, **kw):
 def test_generic_checks(patch_model, batch):
     x, y = batch
     maps = check_generic(make, patch_model, x, y)
-    assert torch.equal(make(lambda t: patch_model(t)).explain(x, y), maps)  # plain callable
+    # a plain callable: the same maps up to the rounding of the module's folded forward
+    torch.testing.assert_close(make(lambda t: patch_model(t)).explain(x, y), maps,
+                               atol=1e-6, rtol=1e-4)  # fmt: skip
 
 
 def test_masks_are_seeded_gaussian_blobs():
