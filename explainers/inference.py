@@ -38,20 +38,23 @@ class _ChannelsLast(nn.Module):
     def __init__(self, model: nn.Module, fast: nn.Module):
         super().__init__()
         self.fast = fast
-        self.model = [model]  # a list: not a submodule, so not copied or moved with us
+        # A weak reference: the cache's value must not keep its key (the model) alive.
+        self._model = weakref.ref(model)
         self.checked = False
+        self.fallback = False
         self.raw_scores = getattr(model, "raw_scores", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        out = self.fast(x)
-        if not self.checked:
-            ref = self.model[0](x[:2].contiguous())
+        model = self._model()
+        if self.fallback and model is not None:
+            return model(x)
+        out = self.fast(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)
+        if not self.checked and model is not None:
+            ref = model(x[:2])
             scale = ref.detach().abs().amax().clamp_min(1.0)
             if not torch.allclose(out[:2], ref, atol=float(TOLERANCE * scale), rtol=0):
-                self.fast = self.model[0]  # the fold changed the outputs: keep the model
-                return self.model[0](x.contiguous())
+                self.fallback = True  # the fold changed the outputs: keep the model
+                return model(x)
             self.checked = True
         return out
 

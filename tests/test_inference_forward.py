@@ -91,7 +91,19 @@ def test_a_wrong_fold_falls_back_to_the_model():
         next(fast.fast.parameters()).add_(1.0)  # a copy that no longer computes the model
         x = torch.rand(3, 3, 16, 16)
         torch.testing.assert_close(fast(x), model(x))
-    assert fast.fast is model
+    assert fast.fallback
+
+
+def test_the_cache_does_not_keep_models_alive():
+    import gc
+    import weakref
+
+    model = bn_net()
+    inference_forward(model)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
 
 
 def test_explainer_maps_do_not_depend_on_the_fast_path():
