@@ -130,10 +130,12 @@ class SmoothGrad(Explainer):
         """Noisy copies of each image that go through one forward/backward."""
         if self.samples_per_forward is not None:
             return max(1, min(self.nt_samples, int(self.samples_per_forward)))
-        cap = images_per_forward(self.device, self.max_images_per_forward)
+        shape = getattr(self, "_image_shape", None)
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model, shape)
         return max(1, min(self.nt_samples, cap // batch))
 
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
+        self._image_shape = tuple(x_batch.shape[1:])  # forwards sized from the model
         nt = NoiseTunnel(CaptumSaliency(self.model))
         with seeded_global_rng(derived_seed(self.generator()), self.device):
             return nt.attribute(

@@ -129,7 +129,9 @@ class MinPlus(Explainer):
     # -- scoring -------------------------------------------------------------------------
     @property
     def cap(self) -> int:
-        return images_per_forward(self.device, self.max_images_per_forward)
+        """Perturbed images per forward, sized from the model at the last batch's shape."""
+        return images_per_forward(self.device, self.max_images_per_forward, self.model,
+                                  getattr(self, "_image_shape", None))  # fmt: skip
 
     def _forward(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, K) scores of one forward: softmax probabilities or logits."""
@@ -203,6 +205,7 @@ class MinPlus(Explainer):
         """H0⁻, H1⁻, H0⁺, H1⁺ at the grid points, each (B, n_h, n_w)."""
         b, c, h, w = x.shape
         win, _ = self.windows(h, w)
+        self._image_shape = (c, h, w)
         self.last_forwards = self.last_images = 0
         self.last_rounds = []
         black = x.new_zeros(1, c, h, w)

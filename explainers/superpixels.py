@@ -146,10 +146,12 @@ class _SuperpixelExplainer(Explainer):
         self.perturbations_per_eval = perturbations_per_eval
         self.max_images_per_forward = max_images_per_forward
 
-    def per_forward(self) -> int:
-        """Perturbed images (of any images of the batch) per forward."""
+    def per_forward(self, image_shape: tuple[int, ...] | None = None) -> int:
+        """Perturbed images (of any images of the batch) per forward, sized from the model
+        where the (C, H, W) image shape is given."""
         cap = self.max_images_per_forward
-        return images_per_forward(self.device, self.perturbations_per_eval if cap is None else cap)
+        requested = self.perturbations_per_eval if cap is None else cap
+        return images_per_forward(self.device, requested, self.model, image_shape)
 
     def segments(self, x_batch: torch.Tensor) -> torch.Tensor:
         """(B, H, W) superpixel ids of every image."""
@@ -197,7 +199,7 @@ class _SuperpixelExplainer(Explainer):
         targets = y_batch.repeat_interleave(n)[:, None]
         z = z.to(x_batch.dtype)
         out = torch.empty(b * n, device=x_batch.device)
-        cap = self.per_forward()
+        cap = self.per_forward((c, h, w))
         forward = inference_forward(self.model)
         for start in range(0, b * n, cap):
             stop = min(start + cap, b * n)

@@ -141,7 +141,7 @@ def expected_sizes(name: str, explainer: Any, model: torch.nn.Module, x: torch.T
         rounds = 2 + 2 * (explainer.t_max - 1)
         return chunks(b + 1, CAP) + chunks(b * p, CAP) * rounds
     if name in ("lime", "kernel_shap"):  # every image's n_samples perturbations, across images
-        return chunks(b * explainer.n_samples, explainer.per_forward())
+        return chunks(b * explainer.n_samples, explainer.per_forward((3, h, w)))
     return None  # others: every forward but the first and the last holds the cap
 
 

@@ -42,3 +42,24 @@ def test_models_the_meta_device_cannot_run_keep_the_default():
 
     assert images_per_forward(CPU, None, NumPyInside(), (3, 8, 8)) == 256
     assert images_per_forward(CPU, None, lambda x: x, (3, 8, 8)) == 256  # a plain callable
+
+
+def test_smoothgrad_minplus_and_lime_forwards_are_sized_from_the_model():
+    """ResNet-18 at 112 px gets the activation-sized count, not the fixed 256, in the
+    forwards of SmoothGrad, MinPlus and LIME alike."""
+    from explainers.gradients import SmoothGrad
+    from explainers.minplus import MinPlus
+    from explainers.superpixels import LIME
+    from tests.forward_floor import forward_log
+
+    torch.manual_seed(0)
+    model = resnet18().eval()
+    cap = images_per_forward(torch.device("cpu"), None, model, (3, 112, 112))
+    assert 8 <= cap < 64
+    x, y = torch.rand(1, 3, 112, 112), torch.tensor([1])
+    for explainer in (SmoothGrad(model, nt_samples=cap + 5), MinPlus(model, t_max=1),
+                      LIME(model, n_samples=cap + 5, n_segments=16)):  # fmt: skip
+        with forward_log(model) as log:
+            explainer.explain(x, y)
+        sizes = [n for n, _ in log]
+        assert max(sizes) == cap, (explainer.name, sizes)
