@@ -169,3 +169,31 @@ def test_bench_resnet18_rise_vs_xaitk_saliency(benchmark):
         print(
             f"\nrise: xaitk {t_theirs:.2f}s ours {t_ours:.2f}s xaitk/ours {t_theirs / t_ours:.2f}"
         )
+
+
+def test_bench_resnet18_scorecam_vs_pytorch_grad_cam(benchmark):
+    """Our Score-CAM against pytorch-grad-cam's on ResNet-18 at 112 px (its default 16
+    masked images per forward; layer4's 512 channels, so 512 forwards' worth of images
+    per face): the same CAM before scaling, then the time of each."""
+    if benchmark.disabled:  # 512 forwards' worth per face, twice: timing runs only
+        pytest.skip("timing only (--benchmark-enable); agreement: test_bench_explainers")
+    from explainers.cams import ScoreCAM
+    from tests.test_bench_explainers import check_scorecam_agrees, gradcam_scorecam
+
+    torch.manual_seed(0)
+    model = resnet18().eval()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(1, 3, SIDE, SIDE, generator=g), torch.tensor([1])
+    check_scorecam_agrees(model, None, x, y)
+    theirs, ours = gradcam_scorecam(model, None), ScoreCAM(model, batch_size=1)
+    ours_times: list[float] = []
+
+    def teardown(*_):
+        ours_times.append(timed(ours.explain, x, y)[0])
+
+    benchmark.pedantic(theirs, args=(x, y), rounds=3, teardown=teardown)
+    if ours_times:
+        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
+        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
+        print(f"\nscorecam: pytorch-grad-cam {t_theirs:.2f}s ours {t_ours:.2f}s "
+              f"ratio {t_theirs / t_ours:.2f}")  # fmt: skip
