@@ -170,8 +170,9 @@ class ScoreCAM(_LayerCAM):
     run across images), so the masks of the whole batch are never held at once.
 
     Args:
-        max_images_per_forward: images per forward; by default 256 on CPU and 4096 on a
-            GPU (see ``explainers.base.images_per_forward``).
+        max_images_per_forward: images per forward; by default sized from the model's
+            activation bytes, at most 256 on CPU and 4096 on a GPU
+            (``explainers.base.images_per_forward``).
     """
 
     name = "scorecam"

@@ -96,8 +96,9 @@ class SmoothGrad(Explainer):
         samples_per_forward: noisy copies of each image per forward/backward (captum's
             ``nt_samples_batch_size``); each pass holds ``samples_per_forward × B``
             images. Default: as many as ``max_images_per_forward`` allows (at least 1).
-        max_images_per_forward: cap used by the default above; by default 256 on CPU
-            and 4096 on a GPU (see ``explainers.base.images_per_forward``).
+        max_images_per_forward: cap used by the default above; by default sized from
+            the model's activation bytes, at most 256 on CPU and 4096 on a GPU
+            (``explainers.base.images_per_forward``).
     """
 
     layer_hooks = False  # gradients w.r.t. the input only: TorchScript works

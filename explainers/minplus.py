@@ -74,8 +74,9 @@ class MinPlus(Explainer):
         theta: θ; a greedy run continues while its last recorded change exceeds θ
             (the step whose change is ≤ θ is still recorded, as in Algorithms 2 and 4).
         score: ``"softmax"`` (probability of the class, default) or ``"logit"``.
-        max_images_per_forward: cap of perturbed images per forward; by default 256 on
-            CPU and 4096 on a GPU (``explainers.base.images_per_forward``).
+        max_images_per_forward: cap of perturbed images per forward; by default sized
+            from the model's activation bytes, at most 256 on CPU and 4096 on a GPU
+            (``explainers.base.images_per_forward``).
 
     Statistics of the last :meth:`attribute` call (one batch of ``batch_size`` images):
     ``last_forwards`` (model calls), ``last_images`` (images forwarded),

@@ -32,8 +32,9 @@ class Occlusion(Explainer):
         perturbations_per_eval: occluded copies of each image per forward; default all
             windows of an image, capped so that one forward holds at most
             ``max_images_per_forward`` images.
-        max_images_per_forward: cap used by the default above; by default 256 on CPU
-            and 4096 on a GPU (see ``explainers.base.images_per_forward``).
+        max_images_per_forward: cap used by the default above; by default sized from
+            the model's activation bytes, at most 256 on CPU and 4096 on a GPU
+            (``explainers.base.images_per_forward``).
     """
 
     name = "occlusion"

@@ -74,8 +74,9 @@ class RISE(Explainer):
         masks_per_forward: masks per forward pass; each forward holds
             ``masks_per_forward × B`` images (B = the explainer's batch). By default
             ``max_images_per_forward // B`` (at least 1).
-        max_images_per_forward: cap used by the default above; by default 256 on CPU
-            and 4096 on a GPU (see ``explainers.base.images_per_forward``).
+        max_images_per_forward: cap used by the default above; by default sized from
+            the model's activation bytes, at most 256 on CPU and 4096 on a GPU
+            (``explainers.base.images_per_forward``).
         normalize: ``"paper"`` (N·p, default) or ``"coverage"`` (Σ_k m_k per pixel).
     """
 

@@ -249,8 +249,8 @@ class LIME(_SuperpixelExplainer):
         positive_only: zero the superpixels with negative weight (LIME's
             ``positive_only`` display).
         max_images_per_forward: perturbed images per forward, those of all the batch's
-            images together; by default 256 on CPU and 4096 on a GPU (see
-            ``explainers.base.images_per_forward``).
+            images together; by default sized from the model's activation bytes, at
+            most 256 on CPU and 4096 on a GPU (``explainers.base.images_per_forward``).
         perturbations_per_eval: deprecated alias of ``max_images_per_forward`` (captum's
             name), used when that is not given.
     """
