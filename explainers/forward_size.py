@@ -27,10 +27,13 @@ GPU_SHARE = 0.25
 DEFAULT = {"cpu": 256, "cuda": 4096}
 FLOOR = {"cpu": 8, "cuda": 64}
 
-_HOOK_DICTS = (
+#: A module's hooks that run when it is called (forward and backward).
+CALL_HOOK_DICTS = (
     "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
     "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs", "_forward_hooks_always_called",
-    "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+)  # fmt: skip
+_HOOK_DICTS = (
+    *CALL_HOOK_DICTS, "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
     "_load_state_dict_post_hooks",
 )  # fmt: skip
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int | None]] = weakref.WeakKeyDictionary()

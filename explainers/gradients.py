@@ -127,23 +127,23 @@ class SmoothGrad(Explainer):
         self.samples_per_forward = samples_per_forward
         self.max_images_per_forward = max_images_per_forward
 
-    def per_forward(self, batch: int) -> int:
-        """Noisy copies of each image that go through one forward/backward."""
+    def per_forward(self, batch: int, image_shape: tuple[int, ...] | None = None) -> int:
+        """Noisy copies of each image that go through one forward/backward, sized from the
+        model where the (C, H, W) image shape is given."""
         if self.samples_per_forward is not None:
             return max(1, min(self.nt_samples, int(self.samples_per_forward)))
-        shape = getattr(self, "_image_shape", None)
-        cap = images_per_forward(self.device, self.max_images_per_forward, self.model, shape)
+        cap = images_per_forward(self.device, self.max_images_per_forward, self.model,
+                                 image_shape)  # fmt: skip
         return max(1, min(self.nt_samples, cap // batch))
 
     def attribute(self, x_batch: torch.Tensor, y_batch: torch.Tensor) -> torch.Tensor:
-        self._image_shape = tuple(x_batch.shape[1:])  # forwards sized from the model
         nt = NoiseTunnel(CaptumSaliency(self.model))
         with seeded_global_rng(derived_seed(self.generator()), self.device):
             return nt.attribute(
                 x_batch,
                 nt_type="smoothgrad",
                 nt_samples=self.nt_samples,
-                nt_samples_batch_size=self.per_forward(len(x_batch)),
+                nt_samples_batch_size=self.per_forward(len(x_batch), tuple(x_batch.shape[1:])),
                 stdevs=self.stdevs,
                 target=y_batch,
                 abs=self.abs,

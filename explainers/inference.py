@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from explainers.forward_size import _HOOK_DICTS
+from explainers.forward_size import CALL_HOOK_DICTS
 
 #: Largest |Δ| of the copy's outputs against the model's, relative to the outputs' scale.
 TOLERANCE = 1e-4
@@ -64,7 +64,7 @@ def _state_key(model: nn.Module) -> tuple:
 
 
 def _has_hooks(model: nn.Module) -> bool:
-    return any(getattr(m, name, None) for m in model.modules() for name in _HOOK_DICTS[:7])
+    return any(getattr(m, name, None) for m in model.modules() for name in CALL_HOOK_DICTS)
 
 
 def _folded(model: nn.Module) -> nn.Module:

@@ -128,11 +128,10 @@ class MinPlus(Explainer):
         return max(1, round(h / d)), max(1, round(w / d))
 
     # -- scoring -------------------------------------------------------------------------
-    @property
-    def cap(self) -> int:
-        """Perturbed images per forward, sized from the model at the last batch's shape."""
+    def cap(self, image_shape: tuple[int, ...] | torch.Size) -> int:
+        """Perturbed images per forward for (C, H, W) images, sized from the model."""
         return images_per_forward(self.device, self.max_images_per_forward, self.model,
-                                  getattr(self, "_image_shape", None))  # fmt: skip
+                                  image_shape)  # fmt: skip
 
     def _forward(self, imgs: torch.Tensor) -> torch.Tensor:
         """(N, K) scores of one forward: softmax probabilities or logits."""
@@ -157,8 +156,9 @@ class MinPlus(Explainer):
         b, p = len(cur), len(win)
         before = self.last_forwards
         out = cur.new_empty(b * p)
-        for s in range(0, b * p, self.cap):
-            idx = torch.arange(s, min(s + self.cap, b * p), device=cur.device)
+        cap = self.cap(cur.shape[1:])
+        for s in range(0, b * p, cap):
+            idx = torch.arange(s, min(s + cap, b * p), device=cur.device)
             bi, pi = idx // p, idx % p
             g = win[pi].unsqueeze(1)
             imgs = cur[bi] * (1 - g)
@@ -206,13 +206,13 @@ class MinPlus(Explainer):
         """H0⁻, H1⁻, H0⁺, H1⁺ at the grid points, each (B, n_h, n_w)."""
         b, c, h, w = x.shape
         win, _ = self.windows(h, w)
-        self._image_shape = (c, h, w)
         self.last_forwards = self.last_images = 0
         self.last_rounds = []
         black = x.new_zeros(1, c, h, w)
         # f(X) for every image and f(Z) of one black image (its scores for every class).
         base = torch.cat([x, black])
-        s = torch.cat([self._forward(base[i : i + self.cap]) for i in range(0, b + 1, self.cap)])
+        cap = self.cap((c, h, w))
+        s = torch.cat([self._forward(base[i : i + cap]) for i in range(0, b + 1, cap)])
         self.last_rounds.append(("base", b + 1, self.last_forwards))
         s_x = s[:b].gather(1, y[:, None])[:, 0]
         s_z = s[b][y]
