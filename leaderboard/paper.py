@@ -15,6 +15,9 @@ from typing import Any
 
 import duckdb
 
+from leaderboard.names import metric_name
+from leaderboard.selection import metric_registry
+
 _ACCURACY = "accuracy"
 
 
@@ -70,6 +73,11 @@ def paper_context(
     ).fetchall():
         accuracy[sc].append(acc)
     rows, same = [], {}
+    registry = metric_registry(suite_json)
+
+    def named(metric: str) -> str:
+        return "Balanced test accuracy" if metric == _ACCURACY else metric_name(metric, registry)
+
     for scenario, metrics in scores.items():
         for metric, value in (metrics or {}).items():
             if metric == _ACCURACY:
@@ -84,15 +92,15 @@ def paper_context(
                 best = _best(per, directions.get(metric))
             same.setdefault(metric, []).append(mine)
             rows.append(
-                {"scenario": scenario, "metric": metric, "paper": value, "ours": mine,
-                 "best": best, "mean": False}
+                {"scenario": scenario, "metric": metric, "name": named(metric), "paper": value,
+                 "ours": mine, "best": best, "mean": False}
             )  # fmt: skip
     for metric, value in (paper.get("means") or {}).items():
         got = [v for v in same.get(metric, []) if v is not None]
         mean = sum(got) / len(got) if got and len(got) == len(same[metric]) else None
         rows.append(
-            {"scenario": "mean", "metric": metric, "paper": value, "ours": mean, "best": None,
-             "mean": True}
+            {"scenario": "mean", "metric": metric, "name": named(metric), "paper": value,
+             "ours": mean, "best": None, "mean": True}
         )  # fmt: skip
     return {
         "cite": paper.get("cite", ""),
