@@ -90,16 +90,85 @@ def run(
     leaderboard: bool = typer.Option(
         True, "--leaderboard/--no-leaderboard", help="Render the static site beside the DB."
     ),
+    shard: str | None = typer.Option(
+        None,
+        "--shard",
+        help="Run shard K of N of the suite's cells (K/N, from 1), into its "
+        "own DB (default RESULTS.shard-K-of-N.duckdb); join them with bench merge.",
+    ),
+    executor: str = typer.Option("local", "--executor", help="local | ray."),
+    address: str | None = typer.Option(
+        None, "--address", help="Ray cluster to join (default: a local one; ray: RAY_ADDRESS)."
+    ),
+    gpus_per_cell: float | None = typer.Option(
+        None, "--gpus-per-cell", help="Ray: GPUs per cell (default 1 on CUDA, else 0)."
+    ),
+    cpus_per_cell: float = typer.Option(1.0, "--cpus-per-cell", help="Ray: CPUs per cell."),
 ) -> None:
     """Run a suite end to end: data, bias, model, explainers, metrics, DuckDB."""
+    from benchmark.cells import parse_shard
     from benchmark.runner import run_suite
 
     try:
-        run_suite(
-            suite, db=db, device=device, fresh=fresh, console=console, leaderboard=leaderboard
-        )
+        if executor not in ("local", "ray"):
+            from benchmark.errors import did_you_mean
+
+            raise BenchError(
+                f"--executor: expected local or ray, got {executor!r}"
+                + did_you_mean(executor, ["local", "ray"])
+            )
+        k_n = parse_shard(shard) if shard is not None else None
+        if executor == "ray":
+            if k_n is not None:
+                raise BenchError("--shard: the ray executor runs every cell; drop --shard")
+            from benchmark.ray_executor import run_on_ray
+
+            run_on_ray(
+                suite, db=db, device=device, fresh=fresh, console=console,
+                leaderboard=leaderboard, address=address, gpus_per_cell=gpus_per_cell,
+                cpus_per_cell=cpus_per_cell,
+            )  # fmt: skip
+        else:
+            run_suite(
+                suite, db=db, device=device, fresh=fresh, console=console,
+                leaderboard=leaderboard, shard=k_n,
+            )  # fmt: skip
     except BenchError as exc:
         _fail(exc)
+
+
+@app.command()
+def merge(
+    inputs: list[Path] = typer.Argument(..., help="Shard databases (bench run --shard K/N)."),
+    db: Path = typer.Option(..., "--db", help="The merged DuckDB file (created or extended)."),
+    leaderboard: bool = typer.Option(
+        True, "--leaderboard/--no-leaderboard", help="Render the static site beside the DB."
+    ),
+) -> None:
+    """Merge the shards of one run into one results database (idempotent)."""
+    from benchmark.merge import merge_databases
+
+    try:
+        report = merge_databases(inputs, db)
+    except BenchError as exc:
+        _fail(exc)
+    for run_id, r in report.items():
+        if r["expected"] is None:
+            console.print(f"run {run_id[:12]}: {r['cells']} explain cell(s)", highlight=False)
+            continue
+        missing = sorted(set(range(1, r["of"] + 1)) - set(r["shards"]))
+        gap = f"; missing shard(s) {', '.join(map(str, missing))} of {r['of']}" if missing else ""
+        console.print(
+            f"run {run_id[:12]}: {r['status']}, {r['cells']}/{r['expected']} explain cells "
+            f"from shard(s) {', '.join(map(str, r['shards']))} of {r['of']}{gap}",
+            highlight=False,
+        )
+    console.print(f"merged {len(inputs)} database(s) → {db}", highlight=False)
+    if leaderboard:
+        from leaderboard.site import build_site
+
+        build_site(db, db.parent / "site")
+        console.print(f"leaderboard: {db.parent / 'site' / 'index.html'}")
 
 
 datasets_app = typer.Typer(no_args_is_help=True, help="Datasets a suite reads from disk.")

@@ -57,6 +57,20 @@ class Plan:
     model: nn.Module | None = None
     n_classes: int = 2
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    #: scenario → explainer labels this process runs (``benchmark.cells``); None: all.
+    only: dict[str, set[str]] | None = None
+    #: (k, n) of ``bench run --shard k/n``; (1, 1) is the whole run.
+    shard: tuple[int, int] = (1, 1)
+    #: print one line per stored cell (shards and Ray workers: a log a scheduler keeps)
+    announce: bool = False
+    #: loaded splits kept between the cells one process runs (a Ray worker's)
+    data_memo: dict[tuple, Any] | None = None
+
+    def runs(self, scenario: str, explainer: str | None = None) -> bool:
+        """Whether this process runs the scenario (or one of its explainers)."""
+        if self.only is None:
+            return True
+        return scenario in self.only and (explainer is None or explainer in self.only[scenario])
 
     def seed_for(self, *parts: Any) -> int:
         """A seed derived from the suite seed and a purpose."""

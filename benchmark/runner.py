@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from benchmark import provenance
 from benchmark.allocator import tune_glibc_malloc
+from benchmark.cells import by_run, plan_cells, shard_cells
 from benchmark.data.align import align_faces, warp_images
 from benchmark.data.base import FaceArrays
 from benchmark.data.bias import balanced_test
@@ -46,8 +47,16 @@ __all__ = ["DEFAULT_CACHE", "DEFAULT_DB", "Plan", "group_id", "plan", "run_id_fo
 
 
 def load_split(p: Plan, split: str) -> FaceArrays:
+    """A split's faces (from ``p.data_memo`` when it holds them: a Ray worker's cells)."""
     seed = seed_for(p.suite.seed, "data")
-    return p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
+    spec = getattr(p.suite.dataset, split)
+    key = (split, spec.model_dump_json(), seed, str(p.cache))
+    if p.data_memo is not None and key in p.data_memo:
+        return p.data_memo[key]
+    faces = p.datasets[split].load(split=split, seed=seed, cache_dir=p.cache / "data")
+    if p.data_memo is not None:
+        p.data_memo[key] = faces
+    return faces
 
 
 def run_suite(
@@ -57,14 +66,27 @@ def run_suite(
     fresh: bool = False,
     console: Console | None = None,
     leaderboard: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> str:
     """Run a suite end to end, once per seed; returns the run id (the group id when
     the suite has several ``seeds``).
 
     With ``leaderboard``, the static site is rendered into ``site/`` beside the DB.
+    ``shard`` (k, n) runs only shard k of n of the suite's cells (``benchmark.cells``),
+    into ``<db>.shard-k-of-n.duckdb`` unless ``db`` names the file.
     """
     tune_glibc_malloc()
-    return run_plan(plan(Path(path), db, device, fresh), console, leaderboard)
+    p = plan(Path(path), db, device, fresh)
+    if shard is not None and shard[1] > 1:
+        if db is None:
+            p = replace(p, db=shard_db(p.db, *shard))
+        p = replace(p, shard=shard, announce=True)
+    return run_plan(p, console, leaderboard and p.shard[1] == 1)
+
+
+def shard_db(db: Path, k: int, n: int) -> Path:
+    """Shard k of n's default file: ``results.duckdb`` → ``results.shard-k-of-n.duckdb``."""
+    return db.with_name(f"{db.stem}.shard-{k}-of-{n}{db.suffix}")
 
 
 def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) -> str:
@@ -72,10 +94,28 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
     console = console or Console()
     seeds = p.suite.seeds or [p.suite.seed]
     group = group_id(p.suite, p.fingerprint)
+    cells = shard_cells(plan_cells(p.suite), *p.shard)
+    mine = by_run(cells)
     with Store(p.db) as store:
+        if p.shard[1] > 1:
+            stored = sum(
+                not p.fresh and store.is_done(run_id_for(p.suite.for_seed(c.seed), p.fingerprint),
+                                              c.scenario, c.explainer)
+                for c in cells if c.explainer is not None
+            )  # fmt: skip
+            todo = sum(c.explainer is not None for c in cells)
+            console.print(
+                f"shard {p.shard[0]}/{p.shard[1]}: {todo} explain cell(s), {stored} stored, "
+                f"{todo - stored} to run → {p.db}",
+                highlight=False,
+            )
         for seed in seeds:
+            if seed not in mine:
+                continue  # none of this shard's cells is of this seed
             suite = p.suite.for_seed(seed)
             one = replace(p, suite=suite, run_id=run_id_for(suite, p.fingerprint))
+            if p.shard[1] > 1:
+                one = replace(one, only=mine[seed])
             if len(seeds) > 1:
                 console.print(f"[bold]seed {seed}[/] ({seeds.index(seed) + 1} of {len(seeds)})")
             _run_one(one, group, store, console)
@@ -90,8 +130,34 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
     return group if len(seeds) > 1 else one.run_id
 
 
+def run_record(p: Plan, group: str) -> dict:
+    """The ``runs`` row of one seed's run, as ``Store.start_run`` takes it."""
+    s = p.suite
+    return {
+        "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
+        "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
+        "packages": p.fingerprint.get("packages") or provenance.package_versions(),
+        "fingerprint": p.fingerprint, "task": s.task,
+        "device": provenance.describe_device(p.device), "group_id": group,
+        "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
+    }  # fmt: skip
+
+
+def shard_plan(p: Plan) -> dict:
+    """What ``bench merge`` needs to finish a sharded run (see ``Store.put_shard``)."""
+    s = p.suite
+    return {
+        "scenarios": [sc.name for sc in s.scenarios],
+        "region_protocol": s.region_protocol,
+        "explainers": [label for label, _, _ in p.explainers],
+        "metrics": [[m.display_name, m.name, dict(m.params)] for m in s.metrics],
+        "cells": [[sc.name, label] for sc in s.scenarios for label, _, _ in p.explainers
+                  if p.runs(sc.name, label)],
+    }  # fmt: skip
+
+
 def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
-    """One seed of a suite: data, every scenario, stored under ``p.run_id``."""
+    """One seed of a suite: data, every scenario (of this shard), stored under ``p.run_id``."""
     s = p.suite
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -99,14 +165,7 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
         f"[bold]{s.name}[/]: {len(s.scenarios)} scenario(s), {len(p.explainers)} explainer(s), "
         f"{len(p.metrics)} metric(s) on {provenance.describe_device(p.device)} → {p.db}"
     )
-    store.start_run({
-        "run_id": p.run_id, "suite": s.name, "suite_path": str(s.source),
-        "suite_hash": suite_hash(s), "seed": s.seed, "git_sha": p.git_sha,
-        "packages": p.fingerprint.get("packages") or provenance.package_versions(),
-        "fingerprint": p.fingerprint, "task": s.task,
-        "device": provenance.describe_device(p.device), "group_id": group,
-        "started_at": None, "suite_json": s.model_dump(mode="json", exclude={"source"}),
-    })  # fmt: skip
+    store.start_run(run_record(p, group))
     status = "failed"
     try:
         with console.status("loading data (rendered and cached on first use)"):
@@ -130,6 +189,8 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
         embedding = None
         with make_progress(console) as progress:
             for sc in s.scenarios:
+                if not p.runs(sc.name):
+                    continue
                 if s.task == "verification":
                     if embedding is None:
                         embedding = (
@@ -143,13 +204,19 @@ def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
                     run_detection_scenario(p, sc, test, store, progress, timings)
                 else:
                     run_scenario(p, sc, train, test, store, progress, timings)
-        status = "done"
+        # A shard's run is done once every cell of the run is stored (after bench merge).
+        complete = all(
+            store.is_done(p.run_id, sc.name, label)
+            for sc in s.scenarios for label, _, _ in p.explainers
+        )  # fmt: skip
+        status = "done" if p.shard[1] == 1 or complete else "shard done"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
         timings["total"] = time.perf_counter() - t_start
         store.finish_run(p.run_id, status, timings)
+        store.put_shard(p.run_id, group, p.shard, status, timings, shard_plan(p))
     console.print(summary_table(store, p.run_id))
     console.print(f"done in {timings['total']:.1f}s; results in {p.db} (run {p.run_id})")
 

@@ -240,7 +240,7 @@ def explain_and_score(
             )
 
     for label, cls, params in p.explainers:
-        if not p.fresh and store.is_done(p.run_id, sc.name, label):
+        if not p.runs(sc.name, label) or (not p.fresh and store.is_done(p.run_id, sc.name, label)):
             continue
         kwargs = {"batch_size": bs, "seed": p.seed_for("explain", label), **params}
         explainer = _build(cls, model, kwargs, canonical, label)
@@ -285,10 +285,13 @@ def explain_and_score(
         if figures is not None:
             folder = p.db.parent / "figures" / p.run_id[:16]
             rows = figures.render(folder, slug(sc.name, label), f"{label} on {sc.name}")
+        seconds = time.perf_counter() - t0
         store.put_explainer_results(
-            p.run_id, sc.name, label, scores, regions, time.perf_counter() - t0, per_image, rows,
-            image_scores,
+            p.run_id, sc.name, label, scores, regions, seconds, per_image, rows, image_scores,
         )  # fmt: skip
+        if p.announce:
+            done = f"stored: {label} on {sc.name} ({seconds:.1f}s)"
+            progress.console.print(done, highlight=False)
     compare_explainers(p, sc, ctx, store)
 
 
@@ -328,12 +331,19 @@ def compare_explainers(p: Plan, sc: Scenario, ctx: MetricContext, store: Store) 
     against exactly the explainers the suite lists; the compared set is stored with
     each score.
     """
-    labels = [label for label, _, _ in p.explainers]
-    for name, mcls, mparams in p.metrics:
-        metric = mcls(ctx, **mparams)
+    metrics = [(name, mcls(ctx, **mparams)) for name, mcls, mparams in p.metrics]
+    compare_stored(store, p.run_id, sc.name, [label for label, _, _ in p.explainers], metrics)
+
+
+def compare_stored(
+    store: Store, run_id: str, scenario: str, labels: list[str], metrics: list[tuple[str, Metric]]
+) -> None:
+    """Score the comparative ``metrics`` of one scenario from the stored per-image values
+    of every explainer in ``labels``; nothing while one of them is missing."""
+    for name, metric in metrics:
         if not metric.comparative:
             continue
-        stored = store.per_image(p.run_id, sc.name, name)
+        stored = store.per_image(run_id, scenario, name)
         if any(label not in stored for label in labels):
             continue
         values = {label: torch.tensor(stored[label]) for label in labels}
@@ -342,4 +352,4 @@ def compare_explainers(p: Plan, sc: Scenario, ctx: MetricContext, store: Store) 
         details = {"compared": labels, **getattr(metric, "settings", {})}
         for label in labels:
             rows = _score_rows(name, metric, {metric.name: result[label]}, n, details)
-            store.put_scores(p.run_id, sc.name, label, rows)
+            store.put_scores(run_id, scenario, label, rows)

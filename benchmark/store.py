@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS figures (
     path VARCHAR, png BLOB,
     PRIMARY KEY (run_id, scenario, explainer, kind)
 );
+CREATE TABLE IF NOT EXISTS shards (
+    run_id VARCHAR, group_id VARCHAR, shard INTEGER, shards INTEGER, status VARCHAR,
+    timings JSON, plan JSON,
+    PRIMARY KEY (run_id, shard, shards)
+);
 CREATE TABLE IF NOT EXISTS work_done (
     run_id VARCHAR, scenario VARCHAR, explainer VARCHAR, seconds DOUBLE,
     PRIMARY KEY (run_id, scenario, explainer)
@@ -78,7 +83,7 @@ MIGRATIONS = (
 )
 TABLES = (
     "runs", "scenarios", "scores", "region_scores", "per_image", "image_scores", "reliance",
-    "figures", "work_done",
+    "figures", "work_done", "shards",
 )  # fmt: skip
 
 
@@ -136,6 +141,29 @@ class Store:
             "UPDATE runs SET status = ?, finished_at = now(), timings = ? WHERE run_id = ?",
             [status, _json(timings), run_id],
         )
+
+    def put_shard(
+        self,
+        run_id: str,
+        group_id: str,
+        shard: tuple[int, int],
+        status: str,
+        timings: dict[str, float],
+        plan: dict[str, Any],
+    ) -> None:
+        """Which shard (k of n; 1 of 1 is a whole run) of a run this database holds.
+
+        ``plan``: the run's scenarios, explainer labels and metrics (label, registry
+        name, params) and this shard's cells, which ``bench merge`` needs to finish it.
+        """
+        self._upsert("shards", [{
+            "run_id": run_id, "group_id": group_id, "shard": shard[0], "shards": shard[1],
+            "status": status, "timings": _json(timings), "plan": _json(plan),
+        }])  # fmt: skip
+
+    def put_rows(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert or replace rows as read from another results database (``bench merge``)."""
+        self._upsert(table, rows)
 
     def put_data_counts(self, run_id: str, counts: dict[str, Any]) -> None:
         """What each split's loader kept and dropped (e.g. CelebAMask-HQ faces removed)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing, nullcontext
 from pathlib import Path
@@ -194,7 +196,8 @@ class CheckpointCache:
         """Write atomically, so an interrupted run never leaves half a checkpoint."""
         self.root.mkdir(parents=True, exist_ok=True)
         p = self.path(key)
-        tmp = p.with_suffix(".tmp")
+        # unique per writer: shards and Ray workers may share one cache folder
+        tmp = p.with_name(f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"state_dict": state, "meta": json.dumps(dict(meta), default=str)}, tmp)
         tmp.replace(p)
