@@ -153,20 +153,22 @@ def run_on_ray(
     returns the run id (the group id for several seeds). See the module doc."""
     console = console or Console()
     ray = _import_ray()
-    p = plan(Path(suite), db, device, fresh)
-    gpus = gpus_per_cell if gpus_per_cell is not None else float(p.device.type == "cuda")
+    # The driver validates and writes; the workers compute, each resolving the device
+    # itself (a cluster's head node often has no GPU).
+    p = plan(Path(suite), db, "cpu", fresh)
+    requested = device or p.suite.device
     seeds = p.suite.seeds or [p.suite.seed]
     group = group_id(p.suite, p.fingerprint)
     runs = {s: replace(p, suite=p.suite.for_seed(s)) for s in seeds}
     runs = {s: replace(r, run_id=run_id_for(r.suite, p.fingerprint)) for s, r in runs.items()}
-    job = Job(str(Path(suite).resolve()), device, str(p.cache.resolve()), os.getcwd(),
+    job = Job(str(Path(suite).resolve()), requested, str(p.cache.resolve()), os.getcwd(),
               {s: r.run_id for s, r in runs.items()}, max(1, int(cpus_per_cell)))  # fmt: skip
     from benchmark.runner import run_record, shard_plan
 
     t0 = time.perf_counter()
     with Store(p.db) as store:
-        for r in runs.values():
-            store.start_run(run_record(r, group))
+        for r in runs.values():  # the workers add their devices as their cells arrive
+            store.start_run({**run_record(r, group), "device": "ray"})
         cells = plan_cells(p.suite)
         todo = [
             c for c in cells
@@ -178,6 +180,10 @@ def run_on_ray(
             env = {k: v for k, v in os.environ.items() if k.startswith("BENCH_")}
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": env} if env else None)  # fmt: skip
+        gpus = gpus_per_cell
+        if gpus is None:  # one GPU per cell wherever the cells will run on CUDA
+            has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+            gpus = float(requested == "cuda" or (requested == "auto" and has_gpu))
         console.print(
             f"[bold]{p.suite.name}[/] on ray ({ray.cluster_resources().get('CPU', 0):g} CPU, "
             f"{ray.cluster_resources().get('GPU', 0):g} GPU): {n_explain} explain cell(s), "

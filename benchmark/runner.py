@@ -121,6 +121,14 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
             _run_one(one, group, store, console)
     if len(seeds) > 1:
         console.print(f"group {group}: runs of seeds {', '.join(map(str, seeds))}")
+    if p.shard[1] > 1:
+        k, n = p.shard
+        others = p.db.name.replace(f"shard-{k}-of-{n}", f"shard-*-of-{n}")
+        console.print(
+            f"shard {k}/{n} stored; once all {n} are: bench merge {p.db.parent / others} "
+            "--db MERGED.duckdb",
+            highlight=False,
+        )
     if leaderboard:
         from leaderboard.site import build_site
 

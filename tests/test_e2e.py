@@ -63,7 +63,7 @@ def counts(db: Path) -> dict[str, int]:
 # a gallery of 4 faces each.
 TINY_COUNTS = {
     "runs": 1, "scenarios": 2, "scores": 2, "region_scores": 2 * 19, "per_image": 0,
-    "image_scores": 0, "reliance": 2 * 8, "figures": 2 * (3 + 4), "work_done": 2,
+    "image_scores": 0, "reliance": 2 * 8, "figures": 2 * (3 + 4), "work_done": 2, "shards": 1,
 }  # fmt: skip
 
 

@@ -57,6 +57,8 @@ def _fill(store: Store, run_id: str, i: int) -> None:
         "INSERT INTO image_scores VALUES (?, 'lipstick', 'gradcam', 'bbox_ap', [0.5, 0.75])",
         [run_id],
     )
+    plan = {"scenarios": ["lipstick"], "explainers": ["gradcam"], "cells": [["lipstick", "x"]]}
+    store.put_shard(run_id, "g-one", (1, 1), "done", {"total": 1.5 + i}, plan)
 
 
 @pytest.fixture

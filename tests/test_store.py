@@ -22,7 +22,7 @@ def test_writes_are_keyed_and_replace(tmp_path):
         assert store.is_done("run", "sc", "gradcam")
         assert store.counts() == {
             "runs": 0, "scenarios": 0, "scores": 1, "region_scores": 1, "per_image": 1,
-            "image_scores": 1, "reliance": 0, "figures": 1, "work_done": 1,
+            "image_scores": 1, "reliance": 0, "figures": 1, "work_done": 1, "shards": 0,
         }  # fmt: skip
         assert store.con.execute("SELECT value FROM scores").fetchall() == [(2.0,)]
         assert store.per_image("run", "sc", "win_percent") == {"gradcam": [0.25, 0.5]}
