@@ -80,7 +80,7 @@ def _worker_plan(job: Job, cell: Cell, fresh: bool) -> Plan:
 
 def _run_cell(job: Job, cell: Cell, fresh: bool, seed_rows: Rows | None) -> dict[str, Any]:
     """Run one cell into a private database; its rows, and who ran it how fast."""
-    from benchmark.runner import _run_one
+    from benchmark.runner import run_seed
 
     t0 = time.perf_counter()
     p = _worker_plan(job, cell, fresh)
@@ -90,7 +90,7 @@ def _run_cell(job: Job, cell: Cell, fresh: bool, seed_rows: Rows | None) -> dict
         with Store(p.db) as store:
             if seed_rows is not None:  # the prepare cell's scenario rows: reliance not redone
                 merge_rows(store, [("prepare", seed_rows)], Path(tmp) / "figures")
-            _run_one(p, group_id(p.suite, p.fingerprint), store, quiet)
+            run_seed(p, group_id(p.suite, p.fingerprint), store, quiet)
             rows = read_rows(store.con, {p.run_id})
     rows["shards"] = []  # the driver records the run's one shard
     return {"rows": rows, "seconds": time.perf_counter() - t0, "node": socket.gethostname(),

@@ -118,15 +118,17 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
                 one = replace(one, only=mine[seed])
             if len(seeds) > 1:
                 console.print(f"[bold]seed {seed}[/] ({seeds.index(seed) + 1} of {len(seeds)})")
-            _run_one(one, group, store, console)
+            run_seed(one, group, store, console)
     if len(seeds) > 1:
         console.print(f"group {group}: runs of seeds {', '.join(map(str, seeds))}")
     if p.shard[1] > 1:
         k, n = p.shard
-        others = p.db.name.replace(f"shard-{k}-of-{n}", f"shard-*-of-{n}")
+        name = f"shard-{k}-of-{n}"
+        files = f"SHARD_1.duckdb … SHARD_{n}.duckdb"  # a --db of the user's naming
+        if name in p.db.name:
+            files = str(p.db.parent / p.db.name.replace(name, f"shard-*-of-{n}"))
         console.print(
-            f"shard {k}/{n} stored; once all {n} are: bench merge {p.db.parent / others} "
-            "--db MERGED.duckdb",
+            f"shard {k}/{n} stored; once all {n} are: bench merge {files} --db MERGED.duckdb",
             highlight=False,
         )
     if leaderboard:
@@ -164,7 +166,7 @@ def shard_plan(p: Plan) -> dict:
     }  # fmt: skip
 
 
-def _run_one(p: Plan, group: str, store: Store, console: Console) -> None:
+def run_seed(p: Plan, group: str, store: Store, console: Console) -> None:
     """One seed of a suite: data, every scenario (of this shard), stored under ``p.run_id``."""
     s = p.suite
     timings: dict[str, float] = {}

@@ -74,6 +74,7 @@ def shards(whole):
             text = bench("run", SUITE, "--shard", f"{k}/2", "--db", db)
             assert f"shard {k}/2: 3 explain cell(s), 0 stored, 3 to run" in text
             assert text.count("stored: ") == 3
+            assert "once all 2 are: bench merge SHARD_1.duckdb … SHARD_2.duckdb --db" in text
             out.append(db)
     return out
 
