@@ -195,3 +195,28 @@ def test_cells_of_several_seeds_keep_each_seeds_scenarios_together(tmp_path):
     assert [c.seed for c in cells] == [3] * 8 + [5] * 8
     first, second = shard_cells(cells, 1, 2), shard_cells(cells, 2, 2)
     assert {c.seed for c in first} == {3} and {c.seed for c in second} == {5}
+
+
+def test_a_verification_suite_splits_and_merges_like_a_classification_one(tmp_path):
+    """Three shards of a verification suite (its one embedding prepared by each) merged
+    equal its one-process run, Win % over the three explainers included."""
+    import yaml
+
+    from benchmark.merge import merge_databases
+    from benchmark.runner import run_suite
+    from tests.test_e2e import quiet
+    from tests.test_verification import VERIFY
+
+    path = tmp_path / "v.yaml"
+    path.write_text(yaml.safe_dump(VERIFY))
+    run_suite(path, db=tmp_path / "whole.duckdb", console=quiet(), leaderboard=False)
+    parts = [tmp_path / f"v{k}.duckdb" for k in (1, 2, 3)]
+    for k, db in enumerate(parts, 1):
+        run_suite(path, db=db, console=quiet(), leaderboard=False, shard=(k, 3))
+    (report,) = merge_databases(parts, tmp_path / "merged.duckdb").values()
+    assert report["status"] == "done" and report["cells"] == report["expected"] == 6
+    assert_same_results(tmp_path / "whole.duckdb", tmp_path / "merged.duckdb")
+    assert (
+        len(_one(tmp_path / "merged.duckdb", "SELECT * FROM scores WHERE metric = 'win_percent'"))
+        == 6
+    )
