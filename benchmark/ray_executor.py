@@ -209,8 +209,10 @@ def run_on_ray(
                 except ray.exceptions.RayTaskError as exc:
                     cause = getattr(exc, "cause", None)
                     raise (cause if isinstance(cause, BenchError) else exc) from None
-                # Stored rows of the run take part: a scenario prepared twice must agree.
-                stored = read_rows(store.con, {job.run_ids[cell.seed]}, _CHECKED)
+                # Stored rows of the run take part: a scenario prepared twice must agree
+                # (with --fresh the stored ones are being replaced: only the run's row).
+                checked = ("runs",) if fresh else _CHECKED
+                stored = read_rows(store.con, {job.run_ids[cell.seed]}, checked)
                 sources = [(str(p.db), stored), (str(cell), result["rows"])]
                 merge_rows(store, sources, p.db.parent / "figures")
                 console.print(
