@@ -20,6 +20,23 @@ from tests.forward_floor import timed
 SIDE, B = 112, 4
 
 
+def peer_ratio(benchmark, label: str, theirs, ours, args: tuple = ()) -> None:
+    """Time the peer (median of 3) with ours interleaved as the teardown, and record
+    ``ratio`` = peer ÷ ours in ``extra_info``; nothing with benchmarks disabled (as a
+    test, the agreement check before the call is the point)."""
+    if benchmark.disabled:
+        return
+    ours_times: list[float] = []
+
+    def teardown(*_):
+        ours_times.append(timed(ours, *args)[0])
+
+    benchmark.pedantic(theirs, args=args, rounds=3, teardown=teardown)
+    t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
+    benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
+    print(f"\n{label}: peer {t_theirs:.2f}s ours {t_ours:.2f}s peer/ours {t_theirs / t_ours:.2f}")
+
+
 def captum_at(model: torch.nn.Module, side: int, ppe: int):
     window, stride, _ = Occlusion(model).geometry(side, side)
 
@@ -45,21 +62,8 @@ def test_bench_resnet18_occlusion_vs_captum(benchmark, ppe):
     with torch.no_grad():
         ref = theirs(x[:1], y[:1]).sum(1)
     assert torch.allclose(ours.explain(x[:1], y[:1]), ref, atol=1e-4)
-    ours_times: list[float] = []
-
-    def teardown(*_):
-        ours_times.append(timed(ours.explain, x, y)[0])
-
-    if benchmark.disabled:  # as a test: the agreement above; the timed batch is for benchmarks
-        return
     with torch.no_grad():
-        benchmark.pedantic(theirs, args=(x, y), rounds=3, teardown=teardown)
-    if ours_times:
-        mean = benchmark.stats.stats.median
-        benchmark.extra_info.update(ours_s=statistics.median(ours_times),
-                                    ratio=mean / statistics.median(ours_times))  # fmt: skip
-        print(f"\nppe={ppe}: captum {mean:.2f}s ours {statistics.median(ours_times):.2f}s "
-              f"captum/ours {mean / statistics.median(ours_times):.2f}")  # fmt: skip
+        peer_ratio(benchmark, f"occlusion ppe={ppe} vs captum", theirs, ours.explain, (x, y))
 
 
 def test_bench_resnet18_deletion_vs_quantus_pixel_flipping(benchmark):
@@ -95,19 +99,7 @@ def test_bench_resnet18_deletion_vs_quantus_pixel_flipping(benchmark):
     curves = theirs()
     got = np.trapezoid(curves, axis=1) if curves.ndim == 2 else curves
     assert got == pytest.approx(area, rel=1e-3)  # float32 sums in another order
-    ours_times: list[float] = []
-
-    def teardown(*_):
-        ours_times.append(timed(ours)[0])
-
-    if benchmark.disabled:  # as a test: the check above ran theirs already
-        return
-    benchmark.pedantic(theirs, rounds=3, teardown=teardown)
-    if ours_times:
-        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
-        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
-        print(f"\ndeletion: quantus {t_theirs:.2f}s ours {t_ours:.2f}s "
-              f"quantus/ours {t_theirs / t_ours:.2f}")  # fmt: skip
+    peer_ratio(benchmark, "deletion vs quantus", theirs, ours)
 
 
 def test_bench_resnet18_rise_vs_xaitk_saliency(benchmark):
@@ -160,20 +152,7 @@ def test_bench_resnet18_rise_vs_xaitk_saliency(benchmark):
 
     ours = RISE(model, n_masks=n, s=8, p=0.5, batch_size=b)
     assert theirs().shape == tuple(ours.explain(x, y).shape) == (b, SIDE, SIDE)
-    ours_times: list[float] = []
-
-    def teardown(*_):
-        ours_times.append(timed(ours.explain, x, y)[0])
-
-    if benchmark.disabled:  # as a test: the check above ran theirs already
-        return
-    benchmark.pedantic(theirs, rounds=3, teardown=teardown)
-    if ours_times:
-        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
-        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
-        print(
-            f"\nrise: xaitk {t_theirs:.2f}s ours {t_ours:.2f}s xaitk/ours {t_theirs / t_ours:.2f}"
-        )
+    peer_ratio(benchmark, "rise vs xaitk-saliency", theirs, ours.explain, (x, y))
 
 
 def test_bench_resnet18_scorecam_vs_pytorch_grad_cam(benchmark):
@@ -191,14 +170,4 @@ def test_bench_resnet18_scorecam_vs_pytorch_grad_cam(benchmark):
     x, y = torch.rand(1, 3, SIDE, SIDE, generator=g), torch.tensor([1])
     check_scorecam_agrees(model, None, x, y)
     theirs, ours = gradcam_scorecam(model, None), ScoreCAM(model, batch_size=1)
-    ours_times: list[float] = []
-
-    def teardown(*_):
-        ours_times.append(timed(ours.explain, x, y)[0])
-
-    benchmark.pedantic(theirs, args=(x, y), rounds=3, teardown=teardown)
-    if ours_times:
-        t_theirs, t_ours = benchmark.stats.stats.median, statistics.median(ours_times)
-        benchmark.extra_info.update(ours_s=t_ours, ratio=t_theirs / t_ours)
-        print(f"\nscorecam: pytorch-grad-cam {t_theirs:.2f}s ours {t_ours:.2f}s "
-              f"ratio {t_theirs / t_ours:.2f}")  # fmt: skip
+    peer_ratio(benchmark, "score-cam vs pytorch-grad-cam", theirs, ours.explain, (x, y))
