@@ -8,7 +8,7 @@ any training: ``bench validate`` and ``bench run`` plan the same way.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,11 @@ class Plan:
         if self.only is None:
             return True
         return scenario in self.only and (explainer is None or explainer in self.only[scenario])
+
+    def for_seed(self, seed: int) -> Plan:
+        """This plan for one seed of its suite: that seed's suite and run id."""
+        suite = self.suite.for_seed(seed)
+        return replace(self, suite=suite, run_id=run_id_for(suite, self.fingerprint))
 
     def seed_for(self, *parts: Any) -> int:
         """A seed derived from the suite seed and a purpose."""

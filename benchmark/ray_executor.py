@@ -34,7 +34,7 @@ from rich.console import Console
 from benchmark.cells import Cell, plan_cells
 from benchmark.errors import BenchError
 from benchmark.merge import Rows, finish_runs, merge_rows, read_rows
-from benchmark.plan import Plan, group_id, plan, run_id_for
+from benchmark.plan import Plan, group_id, plan
 from benchmark.store import Store
 
 _CHECKED = ("runs", "scenarios", "reliance")  # what every cell of a scenario stores again
@@ -66,8 +66,7 @@ def _worker_plan(job: Job, cell: Cell, fresh: bool) -> Plan:
         if job.cwd not in sys.path:
             sys.path.insert(0, job.cwd)
     p = plan(Path(job.suite), None, job.device, fresh)
-    suite = p.suite.for_seed(cell.seed)
-    one = replace(p, suite=suite, run_id=run_id_for(suite, p.fingerprint), cache=Path(job.cache))
+    one = replace(p.for_seed(cell.seed), cache=Path(job.cache))
     if one.run_id != job.run_ids[cell.seed]:
         raise BenchError(
             f"ray worker on {socket.gethostname()}: run id {one.run_id[:12]}, the driver's "
@@ -93,38 +92,31 @@ def _run_cell(job: Job, cell: Cell, fresh: bool, seed_rows: Rows | None) -> dict
             run_seed(p, group_id(p.suite, p.fingerprint), store, quiet)
             rows = read_rows(store.con, {p.run_id})
     rows["shards"] = []  # the driver records the run's one shard
-    return {"rows": rows, "seconds": time.perf_counter() - t0, "node": socket.gethostname(),
-            "checkpoints": _checkpoints(p, rows)}  # fmt: skip
-
-
-def _checkpoints(p: Plan, rows: Rows) -> dict[str, bytes]:
-    from benchmark.models.train import CheckpointCache
-
-    cache = CheckpointCache(p.cache)
-    keys = {r["model_hash"] for r in rows["scenarios"] if r.get("model_hash")}
-    return {k: cache.path(k).read_bytes() for k in keys if cache.path(k).is_file()}
+    return {"rows": rows, "seconds": time.perf_counter() - t0, "node": socket.gethostname()}
 
 
 def prepare_cell(job: Job, cell: Cell, fresh: bool) -> dict[str, Any]:
-    """A Ray task: train (or load) a scenario's model, store its accuracies and reliance."""
-    return _run_cell(job, cell, fresh, None)
+    """A Ray task: train (or load) a scenario's model, store its accuracies and reliance;
+    the checkpoint's bytes go with the result, for nodes without the shared cache."""
+    from benchmark.models.train import CheckpointCache
+
+    result = _run_cell(job, cell, fresh, None)
+    cache = CheckpointCache(Path(job.cache))
+    keys = {r["model_hash"] for r in result["rows"]["scenarios"] if r.get("model_hash")}
+    result["checkpoints"] = {
+        k: cache.path(k).read_bytes() for k in keys if cache.path(k).is_file()
+    }  # a model explained as it is has no checkpoint in the cache
+    return result
 
 
 def explain_cell(job: Job, cell: Cell, prepared: dict[str, Any]) -> dict[str, Any]:
     """A Ray task: one explainer on one scenario, with the prepare cell's model."""
     from benchmark.models.train import CheckpointCache
 
-    root = CheckpointCache(Path(job.cache))
+    cache = CheckpointCache(Path(job.cache))
     for key, blob in prepared["checkpoints"].items():
-        path = root.path(key)
-        if not path.is_file():  # a node without the shared cache folder
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-            tmp.write_bytes(blob)
-            tmp.replace(path)
-    result = _run_cell(job, cell, False, prepared["rows"])
-    result["checkpoints"] = {}
-    return result
+        cache.install(key, blob)
+    return _run_cell(job, cell, False, prepared["rows"])
 
 
 def _import_ray():
@@ -159,8 +151,7 @@ def run_on_ray(
     requested = device or p.suite.device
     seeds = p.suite.seeds or [p.suite.seed]
     group = group_id(p.suite, p.fingerprint)
-    runs = {s: replace(p, suite=p.suite.for_seed(s)) for s in seeds}
-    runs = {s: replace(r, run_id=run_id_for(r.suite, p.fingerprint)) for s, r in runs.items()}
+    runs = {s: p.for_seed(s) for s in seeds}
     job = Job(str(Path(suite).resolve()), requested, str(p.cache.resolve()), os.getcwd(),
               {s: r.run_id for s, r in runs.items()}, max(1, int(cpus_per_cell)))  # fmt: skip
     from benchmark.runner import run_record, shard_plan

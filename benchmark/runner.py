@@ -97,12 +97,13 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
     cells = shard_cells(plan_cells(p.suite), *p.shard)
     mine = by_run(cells)
     with Store(p.db) as store:
+        runs = {seed: p.for_seed(seed) for seed in seeds}
         if p.shard[1] > 1:
             stored = sum(
-                not p.fresh and store.is_done(run_id_for(p.suite.for_seed(c.seed), p.fingerprint),
-                                              c.scenario, c.explainer)
-                for c in cells if c.explainer is not None
-            )  # fmt: skip
+                not p.fresh and store.is_done(runs[c.seed].run_id, c.scenario, c.explainer)
+                for c in cells
+                if c.explainer is not None
+            )
             todo = sum(c.explainer is not None for c in cells)
             console.print(
                 f"shard {p.shard[0]}/{p.shard[1]}: {todo} explain cell(s), {stored} stored, "
@@ -112,8 +113,7 @@ def run_plan(p: Plan, console: Console | None = None, leaderboard: bool = True) 
         for seed in seeds:
             if seed not in mine:
                 continue  # none of this shard's cells is of this seed
-            suite = p.suite.for_seed(seed)
-            one = replace(p, suite=suite, run_id=run_id_for(suite, p.fingerprint))
+            one = runs[seed]
             if p.shard[1] > 1:
                 one = replace(one, only=mine[seed])
             if len(seeds) > 1:

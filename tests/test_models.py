@@ -101,6 +101,20 @@ def test_checkpoint_cache_round_trip(tmp_path):
     assert not list(cache.root.glob("*.tmp"))
 
 
+def test_installed_checkpoint_bytes_load_like_the_trained_model(tmp_path):
+    """A Ray node without the shared cache installs the prepare cell's bytes."""
+    trained, here = CheckpointCache(tmp_path / "a"), CheckpointCache(tmp_path / "b")
+    model, key = MODELS.get("small_cnn")(width=4), stable_hash({"a": 2})
+    blob = trained.save(key, model, {"losses": [0.25]}).read_bytes()
+    here.install(key, blob)
+    other = MODELS.get("small_cnn")(width=4)
+    assert here.load(key, other) == {"losses": [0.25]}
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    here.install(key, b"not a checkpoint")  # a cached checkpoint is never replaced
+    assert here.path(key).read_bytes() == blob and not list(here.root.glob(".*.tmp"))
+
+
 def test_stable_hash_ignores_key_order():
     assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
     assert stable_hash({"a": 1}) != stable_hash({"a": 2})

@@ -194,14 +194,25 @@ class CheckpointCache:
 
     def save(self, key: str, model: nn.Module, meta: Mapping[str, Any]) -> Path:
         """Write atomically, so an interrupted run never leaves half a checkpoint."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        p = self.path(key)
-        # unique per writer: shards and Ray workers may share one cache folder
-        tmp = p.with_name(f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        p, tmp = self._tmp(key)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"state_dict": state, "meta": json.dumps(dict(meta), default=str)}, tmp)
         tmp.replace(p)
         return p
+
+    def install(self, key: str, blob: bytes) -> None:
+        """Place a checkpoint's bytes (trained on another node) unless it is cached."""
+        if not self.path(key).is_file():
+            p, tmp = self._tmp(key)
+            tmp.write_bytes(blob)
+            tmp.replace(p)
+
+    def _tmp(self, key: str) -> tuple[Path, Path]:
+        """The checkpoint's path and a temporary name beside it, unique per writer:
+        shards and Ray workers may share one cache folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        p = self.path(key)
+        return p, p.with_name(f".{p.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def load_user_checkpoint(path: Path, model: nn.Module) -> None:
